@@ -1,0 +1,1 @@
+"""Adapters: the core's ports implemented with SQLAlchemy, httpx, Redis and RQ."""

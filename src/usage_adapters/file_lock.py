@@ -1,0 +1,84 @@
+"""A lock file with a TTL and owner tokens, for the embedded mode without Redis."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+
+class FileLock:
+    """The same semantics as `RedisLock`, kept in a small JSON file.
+
+    Every read-modify-write of the file happens under `flock`, so processes on
+    one machine agree on the owner; the expiry is a wall-clock instant, so a
+    process killed hard leaves the lock to expire by its TTL.
+    """
+
+    def __init__(self, path: Path, clock: Callable[[], float] = time.time) -> None:
+        self.path = path
+        self._clock = clock
+
+    @contextmanager
+    def _locked(self) -> Iterator[IO[str]]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "r+", encoding="utf-8") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield handle
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    @staticmethod
+    def _read(handle: IO[str]) -> tuple[str | None, float]:
+        handle.seek(0)
+        try:
+            state = json.loads(handle.read() or "{}")
+        except ValueError:
+            state = {}
+        token = state.get("token") if isinstance(state, dict) else None
+        expires = state.get("expires_at", 0.0) if isinstance(state, dict) else 0.0
+        return (token if isinstance(token, str) else None), float(expires or 0.0)
+
+    @staticmethod
+    def _write(handle: IO[str], token: str | None, expires_at: float) -> None:
+        handle.seek(0)
+        handle.truncate()
+        if token is not None:
+            handle.write(json.dumps({"token": token, "expires_at": expires_at}))
+        handle.flush()
+        os.fsync(handle.fileno())
+
+    def acquire(self, ttl_seconds: int) -> str | None:
+        """Take the lock for `ttl_seconds`; a fresh owner token, or None when held."""
+        with self._locked() as handle:
+            token, expires_at = self._read(handle)
+            now = self._clock()
+            if token is not None and now < expires_at:
+                return None
+            new = uuid.uuid4().hex
+            self._write(handle, new, now + ttl_seconds)
+            return new
+
+    def release(self, token: str) -> bool:
+        """Clear the lock only if `token` still owns it and it has not expired."""
+        with self._locked() as handle:
+            owner, expires_at = self._read(handle)
+            if owner != token or self._clock() >= expires_at:
+                return False
+            self._write(handle, None, 0.0)
+            return True
+
+    def remaining_seconds(self) -> float | None:
+        """Seconds until the lock expires, or None when it is free."""
+        with self._locked() as handle:
+            token, expires_at = self._read(handle)
+        remaining = expires_at - self._clock()
+        return remaining if token is not None and remaining > 0 else None

@@ -1,0 +1,206 @@
+"""What every panel session shares: bounded requests that never raise, and JSON decoding."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from urllib.parse import quote
+
+import attrs
+import httpx
+
+from usage_adapters.panels.redaction import Redactor
+from usage_core.log import ctx
+from usage_core.model import Panel
+from usage_core.readings import HardFailure, UsageResult
+
+_DETAIL_CHARS = 200
+_DETAIL_KEYS = ("message", "detail", "msg", "error")
+
+
+def header_safe(value: str) -> bool:
+    """True when `value` can travel in an HTTP header as-is (printable ASCII)."""
+    return value.isascii() and value.isprintable()
+
+
+def path_segment(name: str) -> str:
+    """`name` URL-encoded as exactly one path segment.
+
+    Slashes, spaces and `?#%` are percent-encoded; the dot-only names "." and
+    ".." are spelled `%2E` so that URL normalisation cannot remove them.
+    """
+    encoded = quote(name, safe="")
+    if encoded in (".", ".."):
+        return encoded.replace(".", "%2E")
+    return encoded
+
+
+@attrs.frozen
+class FetchWording:
+    """The log messages of one panel's user fetch, in the original app's style."""
+
+    exception: str
+    failed: str
+    unusable: str
+
+    @classmethod
+    def for_label(cls, label: str, subject: str = "User") -> FetchWording:
+        """E.g. "Marzban Get User Exception:", "Marzban Get User failed:", ..."""
+        return cls(
+            exception=f"{label} Get {subject} Exception:",
+            failed=f"{label} Get {subject} failed:",
+            unusable=f"{label} Get {subject} Usage: failed to retrieve {subject.lower()} data",
+        )
+
+
+@attrs.frozen
+class Reply:
+    """A panel's HTTP reply, its body read up to the session's size cap."""
+
+    status: int
+    body: bytes
+    truncated: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """True for a 2xx status."""
+        return 200 <= self.status < 300
+
+
+@attrs.frozen
+class NotJson:
+    """Why a reply body could not be used as JSON."""
+
+    reason: str
+
+
+@attrs.frozen
+class TransportProblem:
+    """A request that got no HTTP reply: refused, timed out, broken, ..."""
+
+    error: str
+    message: str
+    timed_out: bool
+
+    @property
+    def reason(self) -> str:
+        """A short, secret-free description for a `HardFailure`."""
+        if self.timed_out:
+            return f"the panel did not answer in time ({self.error})"
+        return f"could not reach the panel ({self.error})"
+
+
+def decode_json(reply: Reply) -> object:
+    """The reply's JSON value, or `NotJson` (never raises)."""
+    if reply.truncated:
+        return NotJson(f"the reply is larger than {len(reply.body)} bytes")
+    if not reply.body.strip():
+        return NotJson("the reply body is empty")
+    try:
+        return json.loads(reply.body)
+    except (ValueError, RecursionError):
+        return NotJson("the reply is not JSON")
+
+
+class HttpSession:
+    """Base of the per-panel sessions: one `httpx.Client`, one `Redactor`.
+
+    `send` turns every transport-level exception into a `TransportProblem`
+    and caps the body it reads, so subclasses only deal with values.
+    """
+
+    def __init__(self, panel: Panel, client: httpx.Client, max_body_bytes: int) -> None:
+        self._panel = panel
+        self._client = client
+        self._max_body_bytes = max_body_bytes
+        self._redactor = Redactor(panel.secrets())
+
+    def close(self) -> None:
+        """Release the session's connections."""
+        self._client.close()
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        data: Mapping[str, str] | None = None,
+    ) -> Reply | TransportProblem:
+        """One request relative to the panel URL; a `Reply` or what went wrong."""
+        try:
+            with self._client.stream(method, path, headers=headers, data=data) as response:
+                body = bytearray()
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > self._max_body_bytes:
+                        del body[self._max_body_bytes :]
+                        return Reply(response.status_code, bytes(body), truncated=True)
+                return Reply(response.status_code, bytes(body))
+        except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
+            return TransportProblem(
+                error=type(exc).__name__,
+                message=self._redactor.scrub(str(exc)) or type(exc).__name__,
+                timed_out=isinstance(exc, httpx.TimeoutException),
+            )
+
+    def interpret(
+        self,
+        username: str,
+        sent: Reply | TransportProblem,
+        parse: Callable[[object], UsageResult],
+        wording: FetchWording,
+        log: logging.Logger,
+    ) -> UsageResult:
+        """Turn a user-fetch reply into a counter or a logged, scrubbed hard failure."""
+        if isinstance(sent, TransportProblem):
+            log.error(wording.exception, extra=ctx(message=sent.message, username=username))
+            return HardFailure(sent.reason)
+        if not sent.ok:
+            log.warning(
+                wording.failed,
+                extra=ctx(status=sent.status, username=username, body_preview=self.preview(sent)),
+            )
+            return self.http_failure(sent)
+        decoded = decode_json(sent)
+        result = HardFailure(decoded.reason) if isinstance(decoded, NotJson) else parse(decoded)
+        if isinstance(result, HardFailure):
+            reason = self._redactor.scrub(result.reason)
+            log.warning(wording.unusable, extra=ctx(username=username, reason=reason))
+            return HardFailure(reason)
+        return result
+
+    def preview(self, reply: Reply) -> str:
+        """The reply body, scrubbed and cut for a log line."""
+        return self._redactor.preview(reply.body)
+
+    def http_failure(self, reply: Reply, prefix: str = "") -> HardFailure:
+        """`HardFailure("<prefix>HTTP <status>: <panel's message>")`, scrubbed."""
+        detail = self._detail(reply)
+        return HardFailure(f"{prefix}HTTP {reply.status}" + (f": {detail}" if detail else ""))
+
+    def _detail(self, reply: Reply) -> str:
+        decoded = decode_json(reply)
+        if not isinstance(decoded, dict):
+            return ""
+        for key in _DETAIL_KEYS:
+            value = decoded.get(key)
+            if value:
+                text = value if isinstance(value, str) else json.dumps(value)
+                return self._redactor.scrub(text)[:_DETAIL_CHARS]
+        return ""
+
+
+class FailingSession:
+    """A session that cannot talk to its panel at all; every fetch fails the same way."""
+
+    def __init__(self, failure: HardFailure) -> None:
+        self._failure = failure
+
+    def fetch_usage(self, username: str) -> UsageResult:
+        """The session's one failure."""
+        return self._failure
+
+    def close(self) -> None:
+        """Nothing to release."""

@@ -1,0 +1,1 @@
+"""The SQLAlchemy store over the PHP app's own tables."""

@@ -1,0 +1,73 @@
+"""Reading and writing the usage keys of `reseller_configs.meta`.
+
+Writes go through each dialect's JSON functions so that only our keys change
+inside the document; the rest of it is never rewritten from a copy.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+from sqlalchemy import BigInteger, ColumnElement, Text, cast, func, literal
+from sqlalchemy.dialects.postgresql import JSON as PG_JSON
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.sql.elements import ColumnClause
+
+from usage_core.errors import StoreError
+from usage_core.readings import byte_count
+
+SETTLED_KEY = "settled_usage_bytes"
+LAST_COUNTER_KEY = "usage_sync_last_counter"
+
+
+def parse_meta(config_id: int, text: str | None) -> Mapping[str, object]:
+    """The meta document as a mapping; NULL, `null` and PHP's empty `[]` are empty."""
+    if text is None:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        msg = f"config {config_id}: meta is not valid JSON"
+        raise StoreError(msg) from exc
+    if value is None or value == []:
+        return {}
+    if not isinstance(value, dict):
+        msg = f"config {config_id}: meta is a JSON {type(value).__name__}, not an object"
+        raise StoreError(msg)
+    return value
+
+
+def meta_bytes(config_id: int, meta: Mapping[str, object], key: str) -> int | None:
+    """A byte count stored in meta, None when absent; StoreError when unusable."""
+    raw = meta.get(key)
+    if raw is None:
+        return None
+    value = byte_count(raw)
+    if value is None:
+        msg = f"config {config_id}: meta.{key} is not a byte count"
+        raise StoreError(msg)
+    return value
+
+
+def meta_set(
+    dialect: str,
+    column: ColumnClause[object],
+    base_is_object: bool,
+    values: Mapping[str, int],
+) -> ColumnElement[object]:
+    """An SQL expression: `column` with `values` set at top-level keys."""
+    if dialect == "postgresql":
+        document = cast(column, Text) if base_is_object else literal("{}", Text)
+        pairs: list[ColumnElement[object]] = []
+        for key, value in values.items():
+            pairs += [literal(key, Text), literal(value, BigInteger)]
+        merged = cast(document, JSONB).op("||")(func.jsonb_build_object(*pairs))
+        # `meta` is `json` in the app's schema; jsonb only does the merge, and
+        # PostgreSQL casts json to jsonb on assignment should a site use jsonb.
+        return cast(merged, PG_JSON)
+    base_expr: ColumnElement[object] = column if base_is_object else literal("{}", Text)
+    args: list[ColumnElement[object]] = [base_expr]
+    for key, value in values.items():
+        args += [literal(f"$.{key}", Text), literal(value, BigInteger)]
+    return func.json_set(*args)

@@ -1,0 +1,146 @@
+"""The scheduler tick and the unique dispatch of the sync job.
+
+Uniqueness follows Laravel's `ShouldBeUnique` with `$uniqueFor = 300`: the
+lock is taken when the job is dispatched, a dispatch while it is held is
+skipped, and the lock is released when the job finishes or fails its last
+try, only by the token that took it. A worker killed hard leaves the lock to
+expire by its time-to-live.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, tzinfo
+from typing import TypeVar
+
+import attrs
+
+from usage_core.interval import INTERVAL_SETTING_KEY, IntervalSetting, parse_interval
+from usage_core.log import ctx
+from usage_core.ports import JobQueue, Lock, SettingsRepository
+from usage_core.schedule import ScheduleDecision, decide
+
+logger = logging.getLogger(__name__)
+
+JOB_NAME = "SyncResellerUsageJob"
+UNIQUE_FOR_SECONDS = 300
+JOB_TRIES = 2
+JOB_TIMEOUT_SECONDS = 600
+
+T = TypeVar("T")
+
+
+@attrs.frozen
+class DispatchOutcome:
+    """Whether a dispatch queued (or ran) the job, and why."""
+
+    dispatched: bool
+    reason: str
+    job_id: str | None = None
+
+
+def dispatch_unique(lock: Lock, queue: JobQueue) -> DispatchOutcome:
+    """Take the unique lock and queue the job; skip when the lock is held."""
+    token = lock.acquire(UNIQUE_FOR_SECONDS)
+    if token is None:
+        remaining = lock.remaining_seconds()
+        left = f"{remaining:.0f} s" if remaining is not None else "an unknown time"
+        logger.info(
+            "%s not dispatched: a previous dispatch holds its unique lock (%s left)",
+            JOB_NAME,
+            left,
+            extra=ctx(lock_remaining_seconds=remaining),
+        )
+        return DispatchOutcome(False, f"skipped: the unique lock is held ({left} left)")
+    try:
+        job_id = queue.enqueue_sync(token)
+    except BaseException:
+        # A job that never got queued must not block the next dispatch.
+        lock.release(token)
+        raise
+    return DispatchOutcome(True, f"dispatched job {job_id}", job_id)
+
+
+def run_unique(job: Callable[[], T], lock: Lock, token: str, *, last_try: bool) -> T:
+    """Run the job body; release the lock on success or after the last try fails."""
+    try:
+        result = job()
+    except BaseException:
+        if last_try:
+            lock.release(token)
+        raise
+    lock.release(token)
+    return result
+
+
+def run_with_tries(job: Callable[[], T], lock: Lock, token: str, *, tries: int = JOB_TRIES) -> T:
+    """Run the job inline up to `tries` times, as a queue worker would."""
+    for attempt in range(1, tries + 1):
+        try:
+            return run_unique(job, lock, token, last_try=attempt >= tries)
+        except Exception:
+            if attempt >= tries:
+                raise
+            logger.warning(
+                "%s failed on try %s of %s; retrying", JOB_NAME, attempt, tries, exc_info=True
+            )
+    msg = "tries must be at least 1"
+    raise ValueError(msg)
+
+
+@attrs.frozen
+class TickResult:
+    """What one tick decided and did."""
+
+    decision: ScheduleDecision
+    dispatched: bool
+    reason: str
+    job_id: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        """The `tick --json` document."""
+        return {
+            "interval": self.decision.interval,
+            "raw": self.decision.setting.raw,
+            "minute": self.decision.minute,
+            "dispatch": self.decision.dispatch,
+            "dispatched": self.dispatched,
+            "reason": self.reason,
+        }
+
+
+def read_interval(settings: SettingsRepository) -> IntervalSetting:
+    """The interval setting, with a warning naming a value that cannot be used."""
+    setting = parse_interval(settings.get(INTERVAL_SETTING_KEY))
+    if setting.problem:
+        logger.warning(
+            "Invalid %s value %r: %s; using the default of %s minutes",
+            INTERVAL_SETTING_KEY,
+            setting.raw,
+            setting.problem,
+            setting.minutes,
+            extra=ctx(raw=setting.raw),
+        )
+    return setting
+
+
+@attrs.define
+class SchedulerTick:
+    """One scheduler tick: read the interval, decide, and dispatch uniquely."""
+
+    settings: SettingsRepository
+    lock: Lock
+    queue: JobQueue
+    tz: tzinfo
+
+    def __call__(self, now: datetime, *, dry_run: bool = False) -> TickResult:
+        """Decide for the minute of `now`; dispatch unless `dry_run`."""
+        decision = decide(now, read_interval(self.settings), self.tz)
+        if not decision.dispatch:
+            return TickResult(decision, False, decision.reason)
+        if dry_run:
+            return TickResult(decision, False, f"dry run: {decision.reason}")
+        logger.info("Scheduling %s (interval: %s minutes)", JOB_NAME, decision.interval)
+        outcome = dispatch_unique(self.lock, self.queue)
+        return TickResult(decision, outcome.dispatched, outcome.reason, outcome.job_id)

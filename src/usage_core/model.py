@@ -1,0 +1,124 @@
+"""Value objects read from the billing database."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from types import MappingProxyType
+
+import attrs
+
+from usage_core.ledger import LedgerState
+
+
+class PanelType(enum.StrEnum):
+    """The panel types usage-sync can read usage from (`panels.panel_type`)."""
+
+    EYLANDOO = "eylandoo"
+    MARZBAN = "marzban"
+    MARZNESHIN = "marzneshin"
+    XUI = "xui"
+
+    @property
+    def label(self) -> str:
+        """The name used in log lines, e.g. `Eylandoo`."""
+        return _LABELS[self]
+
+
+_LABELS = {
+    PanelType.EYLANDOO: "Eylandoo",
+    PanelType.MARZBAN: "Marzban",
+    PanelType.MARZNESHIN: "Marzneshin",
+    PanelType.XUI: "XUI",
+}
+
+
+def panel_type_of(value: str) -> PanelType | None:
+    """The supported panel type named by `value`, or None."""
+    try:
+        return PanelType(value)
+    except ValueError:
+        return None
+
+
+@attrs.frozen
+class Secret:
+    """A credential that never shows itself in a repr, str or log line."""
+
+    _value: str = attrs.field(repr=False, alias="value")
+
+    def reveal(self) -> str:
+        """The credential itself, for the one place that sends it to a panel."""
+        return self._value
+
+    def __str__(self) -> str:
+        return "***"
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+def _frozen_mapping(value: Mapping[str, object] | None) -> Mapping[str, object]:
+    return MappingProxyType(dict(value or {}))
+
+
+@attrs.frozen
+class Panel:
+    """A row of `panels`, with its credentials decrypted."""
+
+    id: int
+    name: str
+    url: str
+    panel_type: str
+    username: str | None = None
+    password: Secret | None = None
+    api_token: Secret | None = None
+    extra: Mapping[str, object] = attrs.field(factory=dict, converter=_frozen_mapping)
+    is_active: bool = True
+
+    @property
+    def verify_tls(self) -> bool:
+        """False only when `extra.verify_tls` is false (for self-signed panels)."""
+        flag = self.extra.get("verify_tls", True)
+        if isinstance(flag, str):
+            return flag.strip().lower() not in ("false", "0", "no", "off")
+        return flag is not False and flag != 0
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every credential value, so that log output can be scrubbed of them."""
+        return tuple(s.reveal() for s in (self.password, self.api_token) if s)
+
+
+@attrs.frozen
+class ResellerConfig:
+    """A row of `reseller_configs` with the usage fields from its `meta`."""
+
+    id: int
+    reseller_id: int
+    status: str
+    panel_type: str
+    panel_id: int | None
+    panel_user_id: str | None
+    external_username: str | None
+    usage_bytes: int
+    traffic_limit_bytes: int
+    settled_bytes: int = 0
+    last_counter: int | None = None
+
+    @property
+    def ledger(self) -> LedgerState:
+        """The config's usage as a ledger state."""
+        return LedgerState(self.usage_bytes, self.settled_bytes, self.last_counter)
+
+
+@attrs.frozen
+class LedgerSnapshot:
+    """A config's ledger as read, with the store's token for a guarded write.
+
+    `version` is opaque to the core: the store uses it to refuse a write when
+    the row changed after it was read.
+    """
+
+    config_id: int
+    state: LedgerState
+    version: object = attrs.field(eq=False, repr=False)

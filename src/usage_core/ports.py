@@ -1,0 +1,145 @@
+"""Ports: what the use cases need from the outside world, as Protocols."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from usage_core.ledger import LedgerState
+from usage_core.model import LedgerSnapshot, Panel, ResellerConfig
+from usage_core.readings import UsageResult
+
+
+class SettingsRepository(Protocol):
+    """The `settings` table: string values by key."""
+
+    def get(self, key: str) -> str | None:
+        """The raw value stored under `key`, or None when there is no row."""
+        ...
+
+    def set(self, key: str, value: str) -> None:
+        """Store `value` under `key`, inserting or replacing the row."""
+        ...
+
+
+class ConfigRepository(Protocol):
+    """The `reseller_configs` table (soft-deleted rows are invisible)."""
+
+    def get(self, config_id: int) -> ResellerConfig | None:
+        """The config with this id, or None."""
+        ...
+
+    def active_configs_of(self, reseller_id: int) -> list[ResellerConfig]:
+        """The reseller's configs with status `active`, in id order."""
+        ...
+
+    def load_ledger(self, config_id: int) -> LedgerSnapshot | None:
+        """The config's ledger with a version token, or None when it is gone."""
+        ...
+
+    def save_ledger(self, snapshot: LedgerSnapshot, after: LedgerState) -> bool:
+        """Write `after` unless the row changed since `snapshot`; True when written.
+
+        Only `usage_bytes` and the ledger's own keys in `meta` are touched.
+        """
+        ...
+
+
+class PanelRepository(Protocol):
+    """The `panels` table."""
+
+    def get(self, panel_id: int) -> Panel | None:
+        """The panel with this id, or None."""
+        ...
+
+    def first_of_type(self, panel_type: str) -> Panel | None:
+        """The panel of this type with the lowest id, or None."""
+        ...
+
+
+class ResellerRepository(Protocol):
+    """The `resellers` table and the usage totals derived from its configs."""
+
+    def active_traffic_resellers(self) -> list[int]:
+        """Ids of resellers with status `active` and type `traffic`, in id order."""
+        ...
+
+    def used_bytes(self, reseller_id: int) -> int | None:
+        """The stored `traffic_used_bytes`, or None when the reseller is missing."""
+        ...
+
+    def config_ledgers(self, reseller_id: int) -> list[LedgerState]:
+        """The ledgers of all the reseller's non-deleted configs, any status."""
+        ...
+
+    def forgiven_bytes(self, reseller_id: int) -> int:
+        """`admin_forgiven_bytes`, or 0 where the column does not exist."""
+        ...
+
+    def set_used_bytes(self, reseller_id: int, total: int) -> None:
+        """Store the reseller's `traffic_used_bytes`."""
+        ...
+
+
+class PanelSession(Protocol):
+    """An authenticated conversation with one panel, reused for every user."""
+
+    def fetch_usage(self, username: str) -> UsageResult:
+        """The user's usage counter, or a hard failure; never raises for panel errors."""
+        ...
+
+    def close(self) -> None:
+        """Release the session's connections."""
+        ...
+
+
+class PanelClients(Protocol):
+    """Opens sessions with panels of every supported type."""
+
+    def open(self, panel: Panel) -> PanelSession:
+        """A session with `panel`; logging in happens lazily, on first use."""
+        ...
+
+
+class Lock(Protocol):
+    """A named lock with a time-to-live, released only by its owner."""
+
+    def acquire(self, ttl_seconds: int) -> str | None:
+        """Take the lock for `ttl_seconds`; an owner token, or None when it is held."""
+        ...
+
+    def release(self, token: str) -> bool:
+        """Release the lock if `token` still owns it; True when released."""
+        ...
+
+    def remaining_seconds(self) -> float | None:
+        """Seconds until the lock expires, or None when it is free."""
+        ...
+
+
+class JobQueue(Protocol):
+    """Where the sync job is sent to run."""
+
+    def enqueue_sync(self, lock_token: str) -> str:
+        """Queue one full sync that releases the lock owned by `lock_token`; its id."""
+        ...
+
+
+class RunHistory(Protocol):
+    """Where the last full sync's summary is kept, for `usage-sync schedule`."""
+
+    def record(self, summary: dict[str, object]) -> None:
+        """Keep `summary` as the last run's."""
+        ...
+
+    def last(self) -> dict[str, object] | None:
+        """The last run's summary, or None before the first run."""
+        ...
+
+
+class Clock(Protocol):
+    """The current time."""
+
+    def now(self) -> datetime:
+        """The current instant, timezone-aware."""
+        ...

@@ -1,0 +1,54 @@
+"""Which panel and which panel-side username a config is fetched with."""
+
+from __future__ import annotations
+
+import attrs
+
+from usage_core.model import Panel, PanelType, ResellerConfig, panel_type_of
+from usage_core.ports import PanelRepository
+
+
+@attrs.frozen
+class PanelResolution:
+    """The panel a config resolves to, or why there is none."""
+
+    panel: Panel | None
+    problem: str | None = None
+    by_type: bool = False
+
+
+def resolve_panel(config: ResellerConfig, panels: PanelRepository) -> PanelResolution:
+    """`panel_id` when set; otherwise the first panel of the config's type.
+
+    A `panel_id` that names a missing row is a failure, not a reason to fall
+    back: usage must never be read from an unrelated panel.
+    """
+    if config.panel_id is not None:
+        panel = panels.get(config.panel_id)
+        if panel is None:
+            return PanelResolution(None, f"panel {config.panel_id} not found")
+        return PanelResolution(panel)
+    panel = panels.first_of_type(config.panel_type)
+    if panel is None:
+        return PanelResolution(
+            None,
+            f"No panel found for config {config.id} (panel_id: null, type: {config.panel_type})",
+        )
+    return PanelResolution(panel, by_type=True)
+
+
+def panel_username(config: ResellerConfig, panel_type: PanelType | None) -> str:
+    """The name the panel knows the user by; empty when there is none.
+
+    Eylandoo uses `panel_user_id`, falling back to `external_username` the way
+    PHP's `?:` does (empty and "0" fall back); the others use `panel_user_id`.
+    """
+    primary = config.panel_user_id or ""
+    if panel_type is PanelType.EYLANDOO and primary in ("", "0"):
+        return config.external_username or ""
+    return primary
+
+
+def effective_panel_type(config: ResellerConfig, panel: Panel) -> PanelType | None:
+    """The type whose API the panel speaks: the panel's own, else the config's."""
+    return panel_type_of(panel.panel_type) or panel_type_of(config.panel_type)

@@ -1,0 +1,1 @@
+"""Entrypoints: the composition root, the command line and the worker processes."""

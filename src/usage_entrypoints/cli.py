@@ -1,0 +1,430 @@
+"""The `usage-sync` command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from datetime import datetime
+from typing import Annotated, Any, NoReturn
+
+import typer
+from sqlalchemy.exc import SQLAlchemyError
+
+from usage_core.errors import UsageSyncError
+from usage_core.interval import INTERVAL_SETTING_KEY, parse_interval
+from usage_entrypoints import sync_one_output as out
+from usage_entrypoints.logs import configure_logging
+from usage_entrypoints.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+app = typer.Typer(
+    name="usage-sync",
+    help="Keep VPN panel traffic usage in sync with the reseller billing database.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+settings_app = typer.Typer(help="Read and write the app's `settings` table.", no_args_is_help=True)
+db_app = typer.Typer(help="Manage a standalone database.", no_args_is_help=True)
+app.add_typer(settings_app, name="settings")
+app.add_typer(db_app, name="db")
+
+_NO_TABLES_HINT = (
+    "the database has no usage tables: point USAGE_SYNC_DATABASE_URL at the app's "
+    "database, or run `usage-sync db init` for a standalone one"
+)
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    typer.echo(message, err=True)
+    raise typer.Exit(code)
+
+
+def _load_settings() -> Settings:
+    try:
+        settings = Settings.from_env(os.environ)
+    except UsageSyncError as exc:
+        _fail(f"Configuration error: {exc}", 2)
+    configure_logging(
+        level=settings.log_level,
+        log_format=settings.log_format,
+        log_file=settings.log_file,
+        tz=settings.tz,
+    )
+    return settings
+
+
+@contextmanager
+def _container() -> Iterator[Any]:
+    """The composition root for one command, its resources shut down afterwards."""
+    from usage_entrypoints.container import Container  # noqa: PLC0415 - keeps --help fast
+
+    container = Container(settings=_load_settings())
+    try:
+        yield container
+    except UsageSyncError as exc:
+        _fail(f"❌ {exc}")
+    except SQLAlchemyError as exc:
+        text = str(exc).lower()
+        if "no such table" in text or "doesn't exist" in text or "does not exist" in text:
+            _fail(f"❌ {_NO_TABLES_HINT}")
+        logger.exception("Database error")
+        _fail(f"❌ Database error: {type(exc).__name__} (details in the log)")
+    finally:
+        container.shutdown_resources()
+
+
+def _echo_lines(lines: list[str]) -> None:
+    for line in lines:
+        typer.echo(line)
+
+
+@app.command("sync-one")
+def sync_one(
+    config: Annotated[
+        str | None, typer.Option("--config", help="The ID of the config to sync.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Manually sync usage for one reseller config (diagnostic tool)."""
+    if config is None or not config.strip():
+        _fail("Please provide a config ID using --config={id}")
+    if not config.strip().isdigit():
+        _fail(f"Config ID must be a positive whole number, not {config!r}")
+    config_id = int(config)
+    with _container() as container:
+        use_case = container.sync_one()
+        located = use_case.locate(config_id)
+        if not located.found:
+            if as_json:
+                typer.echo(json.dumps(out.report_document(located), indent=2))
+            _fail(f"Config with ID {config_id} not found")
+        if not as_json:
+            _echo_lines(out.header_lines(located))
+        try:
+            report = use_case.sync(located)
+        except (UsageSyncError, SQLAlchemyError):
+            raise
+        except Exception as exc:  # the diagnostic reports any failure, as the original did
+            logger.exception("sync-one failed for config %s", config_id)
+            _fail(f"❌ Exception occurred: {type(exc).__name__}: {exc}")
+        if as_json:
+            typer.echo(json.dumps(out.report_document(report), indent=2))
+        else:
+            _echo_lines(out.result_lines(report))
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@settings_app.command("get")
+def settings_get(key: Annotated[str, typer.Argument(help="The setting's key.")]) -> None:
+    """Print the raw value stored under KEY (exit 1 when there is none)."""
+    with _container() as container:
+        value = container.settings_repository().get(key)
+    if value is None:
+        _fail(f"{key} is not set")
+    typer.echo(value)
+    if key == INTERVAL_SETTING_KEY:
+        _explain_interval(value)
+
+
+@settings_app.command("set")
+def settings_set(
+    key: Annotated[str, typer.Argument(help="The setting's key.")],
+    value: Annotated[str, typer.Argument(help="The value to store.")],
+) -> None:
+    """Store VALUE under KEY, inserting or replacing the row."""
+    with _container() as container:
+        container.settings_repository().set(key, value)
+    typer.echo(f"{key} = {value}")
+    if key == INTERVAL_SETTING_KEY:
+        _explain_interval(value)
+
+
+def _explain_interval(raw: str) -> None:
+    setting = parse_interval(raw)
+    if setting.problem:
+        typer.echo(
+            f"warning: {setting.problem}; the sync runs every {setting.minutes} minutes",
+            err=True,
+        )
+    elif setting.clamped:
+        typer.echo(f"note: clamped to {setting.minutes} minutes (allowed: 1 to 5)", err=True)
+
+
+@db_app.command("init")
+def db_init() -> None:
+    """Create the app's tables in a standalone database (existing tables are kept)."""
+    from usage_adapters.sql.tables import metadata  # noqa: PLC0415 - keeps --help fast
+
+    with _container() as container:
+        engine = container.engine()
+        existing = set(metadata.tables) & set(_table_names(engine))
+        metadata.create_all(engine, checkfirst=True)
+    created = sorted(set(metadata.tables) - existing)
+    if created:
+        typer.echo(f"Created tables: {', '.join(created)}")
+    else:
+        typer.echo("All tables already exist; nothing to do")
+
+
+def _table_names(engine: Any) -> list[str]:
+    from sqlalchemy import inspect  # noqa: PLC0415
+
+    return list(inspect(engine).get_table_names())
+
+
+def _parse_now(text: str | None, container: Any) -> datetime:
+    if text is None:
+        now: datetime = container.clock().now()
+        return now
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        _fail(f"--now must be an ISO 8601 date and time, not {text!r}")
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=container.settings().tz)
+    return parsed
+
+
+@app.command("tick")
+def tick(
+    now: Annotated[
+        str | None,
+        typer.Option("--now", help="Decide as if at this ISO 8601 time (default: now)."),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide without dispatching.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Run one scheduler tick: read the interval, decide, and dispatch the sync when due."""
+    with _container() as container:
+        result = container.tick()(_parse_now(now, container), dry_run=dry_run)
+    if as_json:
+        typer.echo(json.dumps(result.as_dict()))
+        return
+    decision = result.decision
+    verdict = "dispatched" if result.dispatched else "not dispatched"
+    typer.echo(
+        f"minute {decision.minute}, interval {decision.interval}: {verdict} ({result.reason})"
+    )
+
+
+@app.command("sync")
+def sync(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Run one full sync now, holding the job's unique lock while it runs."""
+    from usage_core.dispatch import UNIQUE_FOR_SECONDS  # noqa: PLC0415
+
+    with _container() as container:
+        lock = container.lock()
+        token = lock.acquire(UNIQUE_FOR_SECONDS)
+        if token is None:
+            left = lock.remaining_seconds() or 0
+            _fail(f"❌ A sync is already running or queued (its lock expires in {left:.0f} s)")
+        try:
+            use_case = container.sync_all()
+            show_bar = not as_json and sys.stdout.isatty()
+            with _progress(show_bar) as progress:
+                summary = use_case(progress=progress)
+            container.run_history().record(summary.as_dict())
+        finally:
+            lock.release(token)
+    document = summary.as_dict()
+    if as_json:
+        typer.echo(json.dumps(document, indent=2))
+    else:
+        _echo_lines(summary_lines(document))
+
+
+@contextmanager
+def _progress(show: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress callback drawing a bar on the terminal, or None."""
+    if not show:
+        yield None
+        return
+    with ExitStack() as stack:
+        bars: list[Any] = []
+        done = [0]
+
+        def update(count: int, total: int) -> None:
+            if not bars:
+                bars.append(stack.enter_context(typer.progressbar(length=total, label="Syncing")))
+            bars[0].update(count - done[0])
+            done[0] = count
+
+        yield update
+
+
+def summary_lines(summary: dict[str, Any]) -> list[str]:
+    """A run summary as a few human lines."""
+    lines = [
+        f"Synced {summary['configs']} configs of {summary['resellers']} resellers "
+        f"in {summary['duration_s']:.1f} s: {summary['fetched']} fetched "
+        f"({summary['updated']} updated, {summary['unchanged']} unchanged), "
+        f"{summary['failed']} failed, {summary['skipped']} skipped, "
+        f"{summary['resets']} counter resets",
+    ]
+    for panel_type, counts in summary.get("per_panel_type", {}).items():
+        parts = ", ".join(f"{k} {v}" for k, v in counts.items())
+        lines.append(f"  {panel_type}: {parts}")
+    return lines
+
+
+def _ensure_standalone_tables(container: Any) -> None:
+    """Create the tables of the embedded default database on first run."""
+    from usage_adapters.sql.tables import metadata  # noqa: PLC0415
+    from usage_entrypoints.settings import DEFAULT_DATABASE_URL  # noqa: PLC0415
+
+    if container.settings().database_url != DEFAULT_DATABASE_URL:
+        return
+    engine = container.engine()
+    if not set(metadata.tables) <= set(_table_names(engine)):
+        metadata.create_all(engine, checkfirst=True)
+        logger.info("Created the standalone database %s", engine.url.database)
+
+
+@app.command("run")
+def run() -> None:
+    """Tick every minute in the foreground; without Redis the job runs inline."""
+    import signal  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    from usage_entrypoints.embedded import run_loop  # noqa: PLC0415
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        logger.info("Received signal %s; stopping after the current tick", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    with _container() as container:
+        _ensure_standalone_tables(container)
+        settings = container.settings()
+        where = "inline" if settings.embedded else f"on RQ queue {settings.queue_name!r}"
+        logger.info(
+            "usage-sync scheduler started: ticking every minute, jobs run %s (timezone %s)",
+            where,
+            settings.timezone,
+        )
+        tick_use_case = container.tick()
+        run_loop(tick_use_case, container.clock(), stop.wait, stop.is_set)
+    logger.info("usage-sync scheduler stopped")
+
+
+def _require_redis(container: Any, command: str) -> None:
+    if container.settings().embedded:
+        _fail(
+            f"usage-sync {command} needs USAGE_SYNC_REDIS_URL; "
+            "without Redis, `usage-sync run` schedules and runs the sync by itself",
+            2,
+        )
+
+
+@app.command("worker")
+def worker(
+    burst: Annotated[bool, typer.Option("--burst", help="Stop when the queue is empty.")] = False,
+) -> None:
+    """Run an RQ worker on the project's queue (needs USAGE_SYNC_REDIS_URL)."""
+    from rq import Queue, Worker  # noqa: PLC0415
+
+    with _container() as container:
+        _require_redis(container, "worker")
+        redis = container.redis()
+        queue = Queue(container.settings().queue_name, connection=redis)
+        Worker([queue], connection=redis).work(burst=burst, with_scheduler=True)
+
+
+TICK_JOB_ID = "usage-sync-tick"
+
+
+@app.command("scheduler")
+def scheduler(
+    interval: Annotated[
+        int, typer.Option("--interval", help="Seconds between checks for due jobs.")
+    ] = 5,
+) -> None:
+    """Run rq-scheduler with a `* * * * *` entry that enqueues the tick."""
+    from rq_scheduler import Scheduler  # noqa: PLC0415
+
+    from usage_entrypoints.jobs import TICK_JOB  # noqa: PLC0415
+
+    with _container() as container:
+        _require_redis(container, "scheduler")
+        name = container.settings().queue_name
+        rq_scheduler = Scheduler(queue_name=name, connection=container.redis(), interval=interval)
+        # Replace the entry left by a previous run rather than adding a second one.
+        for job in rq_scheduler.get_jobs():
+            if job.id == TICK_JOB_ID:
+                rq_scheduler.cancel(job)
+        rq_scheduler.cron(
+            "* * * * *",
+            func=TICK_JOB,
+            id=TICK_JOB_ID,
+            queue_name=name,
+            timeout=60,
+            result_ttl=600,
+            description="usage-sync scheduler tick",
+        )
+        logger.info("rq-scheduler started: the tick is queued on %r every minute", name)
+        rq_scheduler.run()
+
+
+@app.command("schedule")
+def schedule(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Show the interval, the next dispatch times, the lock and the last run."""
+    from usage_core.dispatch import read_interval  # noqa: PLC0415
+    from usage_core.schedule import next_dispatch_times  # noqa: PLC0415
+
+    with _container() as container:
+        settings = container.settings()
+        setting = read_interval(container.settings_repository())
+        now = container.clock().now()
+        upcoming = next_dispatch_times(now, setting.minutes, settings.tz, 5)
+        remaining = container.lock().remaining_seconds()
+        last = container.run_history().last()
+    document = {
+        "setting_key": INTERVAL_SETTING_KEY,
+        "raw": setting.raw,
+        "interval": setting.minutes,
+        "problem": setting.problem,
+        "timezone": settings.timezone,
+        "mode": "embedded" if settings.embedded else "redis",
+        "next_dispatches": [t.isoformat() for t in upcoming],
+        "lock_held": remaining is not None,
+        "lock_remaining_seconds": round(remaining, 1) if remaining is not None else None,
+        "last_run": last,
+    }
+    if as_json:
+        typer.echo(json.dumps(document, indent=2))
+        return
+    raw = "not set" if setting.raw is None else repr(setting.raw)
+    lines = [
+        f"Interval ({INTERVAL_SETTING_KEY}): {raw} -> every {setting.minutes} minutes",
+        f"Timezone: {settings.timezone}    Mode: {document['mode']}",
+        "Next dispatches:",
+        *(f"  {t:%Y-%m-%d %H:%M %Z}" for t in upcoming),
+        "Unique lock: "
+        + (f"held, expires in {remaining:.0f} s" if remaining is not None else "free"),
+    ]
+    if setting.problem:
+        lines.insert(1, f"  warning: {setting.problem}; the default applies")
+    if last:
+        lines += [f"Last run: finished {last.get('finished_at')}", *summary_lines(last)]
+    else:
+        lines.append("Last run: none recorded yet")
+    _echo_lines(lines)
+
+
+def main() -> None:
+    """Run the command line."""
+    app()

@@ -1,0 +1,156 @@
+"""The composition root: the one place that knows which adapter serves which port."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+from dependency_injector import containers, providers
+from redis import Redis
+from rq.timeouts import JobTimeoutException
+from sqlalchemy import Engine
+
+from usage_adapters.credentials import credential_reader
+from usage_adapters.file_lock import FileLock
+from usage_adapters.panels.clients import HttpxPanelClients
+from usage_adapters.redis_lock import RedisLock
+from usage_adapters.rq_queue import RqJobQueue
+from usage_adapters.run_history import FileRunHistory, RedisRunHistory
+from usage_adapters.sql.engine import create_store_engine
+from usage_adapters.sql.store import (
+    SqlConfigRepository,
+    SqlPanelRepository,
+    SqlResellerRepository,
+    SqlSettingsRepository,
+)
+from usage_core.dispatch import JOB_NAME, SchedulerTick
+from usage_core.sync_all import SyncAllUsage
+from usage_core.sync_one import SyncOneConfig
+from usage_entrypoints.clock import SystemClock
+from usage_entrypoints.jobs import SYNC_JOB, InlineJobQueue
+from usage_entrypoints.settings import Settings
+
+
+def _engine(url: str) -> Iterator[Engine]:
+    engine = create_store_engine(url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def _redis(settings: Settings) -> Iterator[Redis]:
+    if settings.redis_url is None:
+        msg = "USAGE_SYNC_REDIS_URL is not set"
+        raise RuntimeError(msg)
+    client = Redis.from_url(settings.redis_url.reveal())
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def _app_key(settings: Settings) -> str | None:
+    return settings.app_key.reveal() if settings.app_key else None
+
+
+def _mode(settings: Settings) -> str:
+    return "embedded" if settings.embedded else "redis"
+
+
+class Container(containers.DeclarativeContainer):
+    """Wires the core's ports to SQLAlchemy, httpx, Redis and RQ (or their embedded twins)."""
+
+    settings = providers.Dependency(instance_of=Settings)
+    mode = providers.Callable(_mode, settings)
+
+    clock = providers.Singleton(SystemClock, tz=settings.provided.tz)
+    engine = providers.Resource(_engine, url=settings.provided.database_url)
+    redis = providers.Resource(_redis, settings)
+    credentials = providers.Singleton(
+        credential_reader, app_key=providers.Callable(_app_key, settings)
+    )
+
+    settings_repository = providers.Factory(
+        SqlSettingsRepository, engine=engine, now=clock.provided.local_naive
+    )
+    configs = providers.Factory(SqlConfigRepository, engine=engine)
+    panels = providers.Factory(SqlPanelRepository, engine=engine, credentials=credentials)
+    resellers = providers.Factory(SqlResellerRepository, engine=engine)
+    panel_clients = providers.Singleton(HttpxPanelClients, timeout=settings.provided.http_timeout_s)
+
+    lock = providers.Selector(
+        mode,
+        redis=providers.Singleton(
+            RedisLock,
+            redis=redis,
+            key=providers.Callable(
+                lambda s: f"usage-sync:{s.queue_name}:unique:{JOB_NAME}", settings
+            ),
+        ),
+        embedded=providers.Singleton(
+            FileLock,
+            path=providers.Callable(lambda s: s.resolved_state_dir / "unique-lock.json", settings),
+        ),
+    )
+    run_history = providers.Selector(
+        mode,
+        redis=providers.Singleton(
+            RedisRunHistory,
+            redis=redis,
+            key=providers.Callable(lambda s: f"usage-sync:{s.queue_name}:last-run", settings),
+        ),
+        embedded=providers.Singleton(
+            FileRunHistory,
+            path=providers.Callable(lambda s: s.resolved_state_dir / "last-run.json", settings),
+        ),
+    )
+
+    sync_one = providers.Factory(
+        SyncOneConfig,
+        configs=configs,
+        panels=panels,
+        resellers=resellers,
+        clients=panel_clients,
+    )
+    sync_all = providers.Factory(
+        SyncAllUsage,
+        configs=configs,
+        panels=panels,
+        resellers=resellers,
+        clients=panel_clients,
+        clock=clock,
+        abort_on=providers.Object((JobTimeoutException,)),
+    )
+    queue = providers.Selector(
+        mode,
+        redis=providers.Singleton(
+            RqJobQueue,
+            redis=redis,
+            queue_name=settings.provided.queue_name,
+            job_path=SYNC_JOB,
+        ),
+        embedded=providers.Singleton(
+            InlineJobQueue, sync=sync_all.provider, lock=lock, history=run_history
+        ),
+    )
+    tick = providers.Factory(
+        SchedulerTick,
+        settings=settings_repository,
+        lock=lock,
+        queue=queue,
+        tz=settings.provided.tz,
+    )
+
+
+def build_container(env: Mapping[str, str]) -> Container:
+    """A container for the settings in `env`, with logging configured."""
+    from usage_entrypoints.logs import configure_logging  # noqa: PLC0415
+
+    settings = Settings.from_env(env)
+    configure_logging(
+        level=settings.log_level,
+        log_format=settings.log_format,
+        log_file=settings.log_file,
+        tz=settings.tz,
+    )
+    return Container(settings=settings)

@@ -1,0 +1,107 @@
+"""Logging set-up: Laravel-style text lines or JSON, to stderr or a file."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import TextIO
+from zoneinfo import ZoneInfo
+
+from usage_core.log import NOTICE
+
+_SECRET_FIELDS = re.compile(
+    r"""(?ix)
+    (["']?(?:password|passwd|api[_-]?token|api[_-]?key|x-api-key|access[_-]?token|token|secret)["']?
+     \s*[:=]\s*["']?)
+    ([^"'&,\s}]+)
+    """
+)
+_HANDLER_NAME = "usage-sync"
+_BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]+")
+
+
+def scrub(text: str) -> str:
+    """Mask credential-looking values: `password=...`, `"token": "..."`, `Bearer ...`."""
+    return _BEARER.sub(r"\1***", _SECRET_FIELDS.sub(r"\1***", text))
+
+
+def _context(record: logging.LogRecord) -> Mapping[str, object]:
+    value = getattr(record, "context", None)
+    return value if isinstance(value, Mapping) else {}
+
+
+class LaravelTextFormatter(logging.Formatter):
+    """`[2025-11-04 19:27:00] usage-sync.INFO: message {"key":"value"}`."""
+
+    def __init__(self, tz: ZoneInfo) -> None:
+        super().__init__()
+        self._tz = tz
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Render one record as a Laravel-style line."""
+        when = datetime.fromtimestamp(record.created, UTC).astimezone(self._tz)
+        context = _context(record)
+        line = f"[{when:%Y-%m-%d %H:%M:%S}] usage-sync.{record.levelname}: {record.getMessage()}"
+        if context:
+            line += " " + json.dumps(context, default=str, ensure_ascii=False)
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return scrub(line)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, context."""
+
+    def __init__(self, tz: ZoneInfo) -> None:
+        super().__init__()
+        self._tz = tz
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Render one record as a JSON line."""
+        when = datetime.fromtimestamp(record.created, UTC).astimezone(self._tz)
+        document: dict[str, object] = {
+            "time": when.isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+            "context": dict(_context(record)),
+        }
+        if record.exc_info:
+            document["exception"] = self.formatException(record.exc_info)
+        return scrub(json.dumps(document, default=str, ensure_ascii=False))
+
+
+def configure_logging(
+    *,
+    level: str = "INFO",
+    log_format: str = "text",
+    log_file: str | None = None,
+    tz: ZoneInfo | None = None,
+    stream: TextIO | None = None,
+) -> logging.Handler:
+    """Send every layer's log records to one handler; return it."""
+    logging.addLevelName(NOTICE, "NOTICE")
+    zone = tz or ZoneInfo("UTC")
+    handler: logging.Handler
+    if log_file:
+        handler = logging.FileHandler(log_file, encoding="utf-8")
+    else:
+        handler = logging.StreamHandler(stream or sys.stderr)
+    formatter = JsonFormatter(zone) if log_format == "json" else LaravelTextFormatter(zone)
+    handler.setFormatter(formatter)
+    handler.set_name(_HANDLER_NAME)
+    root = logging.getLogger()
+    # Replace only our own handler, so that configuring twice does not double lines.
+    for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
+        root.removeHandler(old)
+        old.close()
+    root.addHandler(handler)
+    root.setLevel(logging.getLevelName(level) if level != "NOTICE" else NOTICE)
+    # httpx logs every request URL at INFO; the panels' own lines say more.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    return handler

@@ -1,0 +1,123 @@
+"""Process settings, read once from the environment."""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import attrs
+
+from usage_core.errors import ConfigurationError
+from usage_core.model import Secret
+
+DEFAULT_DATABASE_URL = "sqlite:///usage-sync.sqlite"
+LogFormat = Literal["text", "json"]
+
+
+@attrs.frozen
+class Settings:
+    """Everything the process is configured with.
+
+    Attributes:
+        database_url: SQLAlchemy URL of the app's database
+            (`USAGE_SYNC_DATABASE_URL`, default an SQLite file in the working
+            directory).
+        timezone: IANA name the schedule reads minutes in (`USAGE_SYNC_TIMEZONE`).
+        app_key: Laravel `APP_KEY` for decrypting panel credentials
+            (`USAGE_SYNC_APP_KEY`), or None to read them as plain text.
+        log_file: Where logs go (`USAGE_SYNC_LOG_FILE`); None means stderr.
+        log_format: `text` or `json` (`USAGE_SYNC_LOG_FORMAT`).
+        log_level: Lowest level logged (`USAGE_SYNC_LOG_LEVEL`).
+        http_timeout_s: Per-request timeout towards panels
+            (`USAGE_SYNC_HTTP_TIMEOUT`).
+        redis_url: Redis for the RQ worker and scheduler (`USAGE_SYNC_REDIS_URL`);
+            None selects the embedded mode.
+        queue_name: The RQ queue (`USAGE_SYNC_QUEUE`).
+        state_dir: Where the embedded mode keeps its lock file and last-run
+            summary (`USAGE_SYNC_STATE_DIR`); by default a directory in the
+            system's temporary directory named after the database, so that every
+            process using one database shares it.
+    """
+
+    database_url: str = DEFAULT_DATABASE_URL
+    timezone: str = "UTC"
+    app_key: Secret | None = None
+    log_file: str | None = None
+    log_format: LogFormat = "text"
+    log_level: str = "INFO"
+    http_timeout_s: float = 15.0
+    redis_url: Secret | None = None
+    queue_name: str = "usage-sync"
+    state_dir: Path | None = None
+
+    @property
+    def embedded(self) -> bool:
+        """True without Redis: jobs run inline, guarded by a lock file."""
+        return self.redis_url is None
+
+    @property
+    def resolved_state_dir(self) -> Path:
+        """`state_dir`, or the default derived from the database URL."""
+        if self.state_dir is not None:
+            return self.state_dir
+        url = self.database_url
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+            # A relative SQLite path names a different file in each directory.
+            url = "sqlite:///" + str(Path(url.removeprefix("sqlite:///")).resolve())
+        digest = hashlib.sha256(url.encode()).hexdigest()[:16]
+        return Path(tempfile.gettempdir()) / f"usage-sync-{digest}"
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The configured timezone."""
+        return ZoneInfo(self.timezone)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Read and validate `USAGE_SYNC_*` variables; ConfigurationError when unusable."""
+
+        def get(name: str) -> str | None:
+            value = env.get(f"USAGE_SYNC_{name}", "").strip()
+            return value or None
+
+        timezone = get("TIMEZONE") or "UTC"
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            msg = f"USAGE_SYNC_TIMEZONE={timezone!r} is not a known IANA timezone"
+            raise ConfigurationError(msg) from exc
+        log_format = (get("LOG_FORMAT") or "text").lower()
+        if log_format not in ("text", "json"):
+            msg = f"USAGE_SYNC_LOG_FORMAT must be 'text' or 'json', not {log_format!r}"
+            raise ConfigurationError(msg)
+        log_level = (get("LOG_LEVEL") or "INFO").upper()
+        if log_level not in ("DEBUG", "INFO", "NOTICE", "WARNING", "ERROR", "CRITICAL"):
+            msg = f"USAGE_SYNC_LOG_LEVEL={log_level!r} is not a log level"
+            raise ConfigurationError(msg)
+        timeout_text = get("HTTP_TIMEOUT") or "15"
+        try:
+            timeout = float(timeout_text)
+        except ValueError:
+            timeout = -1.0
+        if not 0 < timeout <= 600:
+            msg = f"USAGE_SYNC_HTTP_TIMEOUT must be seconds in (0, 600], not {timeout_text!r}"
+            raise ConfigurationError(msg)
+        app_key = get("APP_KEY")
+        redis_url = get("REDIS_URL")
+        state_dir = get("STATE_DIR")
+        return cls(
+            database_url=get("DATABASE_URL") or DEFAULT_DATABASE_URL,
+            timezone=timezone,
+            app_key=Secret(app_key) if app_key else None,
+            log_file=get("LOG_FILE"),
+            log_format="json" if log_format == "json" else "text",
+            log_level=log_level,
+            http_timeout_s=timeout,
+            redis_url=Secret(redis_url) if redis_url else None,
+            queue_name=get("QUEUE") or "usage-sync",
+            state_dir=Path(state_dir) if state_dir else None,
+        )

@@ -1,0 +1,224 @@
+"""In-memory fakes of the core's ports, for unit tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+import attrs
+
+from usage_core.ledger import LedgerState
+from usage_core.model import LedgerSnapshot, Panel, ResellerConfig
+from usage_core.ports import (
+    Clock,
+    ConfigRepository,
+    JobQueue,
+    Lock,
+    PanelClients,
+    PanelRepository,
+    PanelSession,
+    ResellerRepository,
+    SettingsRepository,
+)
+from usage_core.readings import HardFailure, UsageResult
+
+
+class InMemorySettings:
+    """Settings kept in a dict."""
+
+    def __init__(self, values: dict[str, str] | None = None) -> None:
+        self.values = dict(values or {})
+
+    def get(self, key: str) -> str | None:
+        return self.values.get(key)
+
+    def set(self, key: str, value: str) -> None:
+        self.values[key] = value
+
+
+class InMemoryConfigs:
+    """Configs kept in a dict, with a version counter per row for guarded writes."""
+
+    def __init__(self, configs: list[ResellerConfig] | None = None) -> None:
+        self.rows: dict[int, ResellerConfig] = {c.id: c for c in configs or []}
+        self.versions: dict[int, int] = dict.fromkeys(self.rows, 0)
+        self.writes = 0
+        # Called between a load and its save, to simulate a concurrent writer.
+        self.before_save: Callable[[int], None] | None = None
+
+    def get(self, config_id: int) -> ResellerConfig | None:
+        return self.rows.get(config_id)
+
+    def active_configs_of(self, reseller_id: int) -> list[ResellerConfig]:
+        return sorted(
+            (
+                c
+                for c in self.rows.values()
+                if c.reseller_id == reseller_id and c.status == "active"
+            ),
+            key=lambda c: c.id,
+        )
+
+    def load_ledger(self, config_id: int) -> LedgerSnapshot | None:
+        row = self.rows.get(config_id)
+        if row is None:
+            return None
+        return LedgerSnapshot(config_id, row.ledger, self.versions[config_id])
+
+    def save_ledger(self, snapshot: LedgerSnapshot, after: LedgerState) -> bool:
+        if self.before_save is not None:
+            self.before_save(snapshot.config_id)
+        if self.versions.get(snapshot.config_id) != snapshot.version:
+            return False
+        self.writes += 1
+        self.put_ledger(snapshot.config_id, after)
+        return True
+
+    def put_ledger(self, config_id: int, state: LedgerState) -> None:
+        """Change a row's usage fields as any writer would."""
+        self.rows[config_id] = attrs.evolve(
+            self.rows[config_id],
+            usage_bytes=state.usage_bytes,
+            settled_bytes=state.settled_bytes,
+            last_counter=state.last_counter,
+        )
+        self.versions[config_id] += 1
+
+
+class InMemoryPanels:
+    """Panels kept in a dict."""
+
+    def __init__(self, panels: list[Panel] | None = None) -> None:
+        self.rows = {p.id: p for p in panels or []}
+
+    def get(self, panel_id: int) -> Panel | None:
+        return self.rows.get(panel_id)
+
+    def first_of_type(self, panel_type: str) -> Panel | None:
+        matching = sorted(p.id for p in self.rows.values() if p.panel_type == panel_type)
+        return self.rows[matching[0]] if matching else None
+
+
+class InMemoryResellers:
+    """Reseller totals computed from an `InMemoryConfigs`."""
+
+    def __init__(
+        self,
+        configs: InMemoryConfigs,
+        used: dict[int, int],
+        forgiven: dict[int, int],
+        active_traffic: list[int] | None = None,
+    ) -> None:
+        self.configs = configs
+        self.used = dict(used)
+        self.forgiven = dict(forgiven)
+        self.active_traffic = list(active_traffic or [])
+
+    def active_traffic_resellers(self) -> list[int]:
+        return sorted(self.active_traffic)
+
+    def used_bytes(self, reseller_id: int) -> int | None:
+        return self.used.get(reseller_id)
+
+    def config_ledgers(self, reseller_id: int) -> list[LedgerState]:
+        return [c.ledger for c in self.configs.rows.values() if c.reseller_id == reseller_id]
+
+    def forgiven_bytes(self, reseller_id: int) -> int:
+        return self.forgiven.get(reseller_id, 0)
+
+    def set_used_bytes(self, reseller_id: int, total: int) -> None:
+        self.used[reseller_id] = total
+
+
+@attrs.define
+class ScriptedSession:
+    """A panel session answering from a dict of results by username."""
+
+    results: dict[str, UsageResult]
+    asked: list[str] = attrs.field(factory=list)
+    closed: bool = False
+
+    def fetch_usage(self, username: str) -> UsageResult:
+        self.asked.append(username)
+        return self.results.get(username, HardFailure("user not found on panel"))
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class ScriptedPanelClients:
+    """Opens `ScriptedSession`s with per-panel results."""
+
+    def __init__(self, results: dict[int, dict[str, UsageResult]]) -> None:
+        self.results = results
+        self.sessions: list[tuple[int, ScriptedSession]] = []
+
+    def open(self, panel: Panel) -> PanelSession:
+        session = ScriptedSession(self.results.get(panel.id, {}))
+        self.sessions.append((panel.id, session))
+        return session
+
+
+@attrs.define
+class FixedClock:
+    """A clock that says what it is told."""
+
+    instant: datetime
+
+    def now(self) -> datetime:
+        return self.instant
+
+
+class InMemoryLock:
+    """A lock with a TTL measured on an injected clock, released only by its owner."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self.token: str | None = None
+        self.expires_at = 0.0
+        self.issued = 0
+
+    def acquire(self, ttl_seconds: int) -> str | None:
+        if self.token is not None and self.clock() < self.expires_at:
+            return None
+        self.issued += 1
+        self.token = f"token-{self.issued}"
+        self.expires_at = self.clock() + ttl_seconds
+        return self.token
+
+    def release(self, token: str) -> bool:
+        if token != self.token or self.clock() >= self.expires_at:
+            return False
+        self.token = None
+        return True
+
+    def remaining_seconds(self) -> float | None:
+        if self.token is None or self.clock() >= self.expires_at:
+            return None
+        return self.expires_at - self.clock()
+
+
+class RecordingQueue:
+    """A job queue that records what was queued, or fails when told to."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.tokens: list[str] = []
+        self.fail = fail
+
+    def enqueue_sync(self, lock_token: str) -> str:
+        if self.fail:
+            msg = "queue unavailable"
+            raise ConnectionError(msg)
+        self.tokens.append(lock_token)
+        return f"job-{len(self.tokens)}"
+
+
+# Type-checked conformance of the fakes to the ports.
+_settings: SettingsRepository = InMemorySettings()
+_configs: ConfigRepository = InMemoryConfigs()
+_panels: PanelRepository = InMemoryPanels()
+_resellers: ResellerRepository = InMemoryResellers(InMemoryConfigs(), {}, {})
+_clients: PanelClients = ScriptedPanelClients({})
+_clock: Clock = FixedClock(datetime.now().astimezone())
+_lock: Lock = InMemoryLock(lambda: 0.0)
+_queue: JobQueue = RecordingQueue()

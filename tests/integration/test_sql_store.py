@@ -1,0 +1,295 @@
+"""The SQLAlchemy store over databases created with the original app's DDL."""
+
+import contextlib
+import itertools
+import json
+import threading
+from datetime import datetime
+
+import pytest
+from original_rows import (
+    PANEL_PASSWORD,
+    TEST_APP_KEY,
+    fetch_row,
+    insert_config,
+    insert_panel,
+    insert_reseller,
+    insert_setting,
+)
+from sqlalchemy import text
+
+from usage_adapters.credentials import credential_reader
+from usage_adapters.sql.meta import LAST_COUNTER_KEY, SETTLED_KEY
+from usage_adapters.sql.store import (
+    SqlConfigRepository,
+    SqlPanelRepository,
+    SqlResellerRepository,
+    SqlSettingsRepository,
+)
+from usage_core.errors import CredentialsError, StoreError, SupersededReadingError
+from usage_core.interval import INTERVAL_SETTING_KEY
+from usage_core.ledger import LedgerState
+from usage_core.sync_one import record_counter
+
+
+def now() -> datetime:
+    """A fixed wall-clock time for the settings' timestamps."""
+    return datetime(2026, 11, 24, 13, 30)
+
+
+def meta_of(db, config_id: int) -> dict:
+    """The config's meta column, decoded."""
+    value = fetch_row(db.engine, "reseller_configs", config_id)["meta"]
+    return value if isinstance(value, dict) else json.loads(value or "{}")
+
+
+class TestSettings:
+    """`SqlSettingsRepository` reads and upserts `settings(key, value)`."""
+
+    def test_get_and_upsert(self, original_db) -> None:
+        """A missing key is None; set inserts, then replaces, the row."""
+        repo = SqlSettingsRepository(original_db.engine, now)
+        assert repo.get(INTERVAL_SETTING_KEY) is None
+        repo.set(INTERVAL_SETTING_KEY, "3")
+        repo.set(INTERVAL_SETTING_KEY, "4")
+        assert repo.get(INTERVAL_SETTING_KEY) == "4"
+        with original_db.engine.connect() as conn:
+            count = conn.execute(text("SELECT COUNT(*) FROM settings")).scalar_one()
+        assert count == 1
+
+    def test_reads_rows_the_app_wrote(self, original_db) -> None:
+        """A value the app stored is returned as stored, spaces and all."""
+        insert_setting(original_db.engine, INTERVAL_SETTING_KEY, " 2 ")
+        assert SqlSettingsRepository(original_db.engine, now).get(INTERVAL_SETTING_KEY) == " 2 "
+
+
+class TestConfigs:
+    """`SqlConfigRepository` reads configs and writes the ledger with a guarded update."""
+
+    def test_get_reads_usage_fields_and_skips_deleted(self, original_db) -> None:
+        """Settled bytes come from meta; soft-deleted configs are invisible."""
+        reseller = insert_reseller(original_db.engine)
+        live = insert_config(
+            original_db.engine,
+            reseller_id=reseller,
+            external_username="u1",
+            usage_bytes=500,
+            meta={"settled_usage_bytes": 1234, "last_reset_at": "2025-11-04 10:00:00"},
+        )
+        gone = insert_config(
+            original_db.engine,
+            reseller_id=reseller,
+            external_username="u2",
+            deleted_at="2025-11-05 00:00:00",
+        )
+        repo = SqlConfigRepository(original_db.engine)
+        config = repo.get(live)
+        assert config is not None
+        assert (config.usage_bytes, config.settled_bytes, config.last_counter) == (500, 1234, None)
+        assert config.panel_user_id == "u1"
+        assert repo.get(gone) is None
+
+    def test_record_touches_only_our_keys(self, original_db) -> None:
+        """A reset writes usage, settled and our counter key; other meta keys stay."""
+        reseller = insert_reseller(original_db.engine)
+        config_id = insert_config(
+            original_db.engine,
+            reseller_id=reseller,
+            external_username="u1",
+            usage_bytes=900,
+            meta={"settled_usage_bytes": 100, "suspended_by_time_window": True, "note": "ü/x"},
+        )
+        repo = SqlConfigRepository(original_db.engine)
+        step = record_counter(repo, config_id, 30)
+        assert step is not None
+        assert step.after == LedgerState(30, 1000, 30)
+        row = fetch_row(original_db.engine, "reseller_configs", config_id)
+        assert row["usage_bytes"] == 30
+        meta = meta_of(original_db, config_id)
+        assert meta == {
+            "settled_usage_bytes": 1000,
+            "suspended_by_time_window": True,
+            "note": "ü/x",
+            LAST_COUNTER_KEY: 30,
+        }
+
+    @pytest.mark.parametrize("stored", [None, "[]", "null"])
+    def test_empty_meta_shapes(self, original_db, stored: str | None) -> None:
+        """NULL, PHP's empty `[]` and JSON null are all an empty document."""
+        reseller = insert_reseller(original_db.engine)
+        config_id = insert_config(original_db.engine, reseller_id=reseller, external_username="u")
+        if stored is not None:
+            with original_db.engine.begin() as conn:
+                conn.execute(
+                    text("UPDATE reseller_configs SET meta = :m WHERE id = :i"),
+                    {"m": stored, "i": config_id},
+                )
+        repo = SqlConfigRepository(original_db.engine)
+        assert record_counter(repo, config_id, 42) is not None
+        assert meta_of(original_db, config_id) == {LAST_COUNTER_KEY: 42}
+
+    def test_unchanged_counter_writes_nothing(self, original_db) -> None:
+        """A counter equal to usage_bytes with no key yet leaves the row untouched."""
+        reseller = insert_reseller(original_db.engine)
+        config_id = insert_config(
+            original_db.engine, reseller_id=reseller, external_username="u", usage_bytes=77
+        )
+        before = fetch_row(original_db.engine, "reseller_configs", config_id)
+        assert record_counter(SqlConfigRepository(original_db.engine), config_id, 77) is not None
+        assert fetch_row(original_db.engine, "reseller_configs", config_id) == before
+
+    def test_guard_refuses_a_stale_snapshot(self, original_db) -> None:
+        """A write from a snapshot taken before the app's reset is refused, then redone."""
+        reseller = insert_reseller(original_db.engine)
+        config_id = insert_config(
+            original_db.engine,
+            reseller_id=reseller,
+            external_username="u",
+            usage_bytes=1000,
+            meta={LAST_COUNTER_KEY: 1000},
+        )
+        repo = SqlConfigRepository(original_db.engine)
+        stale = repo.load_ledger(config_id)
+        assert stale is not None
+        # The app's "reset usage": usage into settled, usage 0, whole meta rewritten.
+        with original_db.engine.begin() as conn:
+            conn.execute(
+                text("UPDATE reseller_configs SET usage_bytes = 0, meta = :m WHERE id = :i"),
+                {
+                    "m": json.dumps({"settled_usage_bytes": 1000, LAST_COUNTER_KEY: 1000}),
+                    "i": config_id,
+                },
+            )
+        assert not repo.save_ledger(stale, LedgerState(1500, 0, 1500))
+        step = record_counter(repo, config_id, 1500)
+        assert step is not None
+        assert step.after == LedgerState(500, 1000, 1500)
+        assert fetch_row(original_db.engine, "reseller_configs", config_id)["usage_bytes"] == 500
+
+    def test_concurrent_syncs_never_fake_a_reset(self, original_db) -> None:
+        """Two syncs reading one rising panel counter never record a reset or count twice."""
+        reseller = insert_reseller(original_db.engine)
+        config_id = insert_config(
+            original_db.engine, reseller_id=reseller, external_username="u", usage_bytes=0
+        )
+        repo = SqlConfigRepository(original_db.engine)
+        panel_counter = itertools.count(0, 97)
+        panel_lock = threading.Lock()
+        errors: list[BaseException] = []
+
+        def sync() -> None:
+            try:
+                for _ in range(25):
+                    config = repo.get(config_id)
+                    assert config is not None
+                    with panel_lock:
+                        counter = next(panel_counter)
+                    with contextlib.suppress(SupersededReadingError):
+                        record_counter(repo, config_id, counter, config.last_counter)
+            except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=sync) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not errors
+        snapshot = repo.load_ledger(config_id)
+        assert snapshot is not None
+        assert snapshot.state.settled_bytes == 0
+        assert snapshot.state.usage_bytes == snapshot.state.last_counter
+
+    def test_malformed_meta_is_an_error_not_a_rewrite(self, original_db) -> None:
+        """A meta that is not a JSON object is reported and left as it is."""
+        reseller = insert_reseller(original_db.engine)
+        config_id = insert_config(
+            original_db.engine, reseller_id=reseller, external_username="u", meta='"text"'
+        )
+        with pytest.raises(StoreError, match=f"config {config_id}: meta"):
+            SqlConfigRepository(original_db.engine).get(config_id)
+
+
+class TestPanels:
+    """`SqlPanelRepository` resolves panels and decrypts their credentials."""
+
+    def test_decrypts_with_the_app_key(self, original_db) -> None:
+        """Credentials stored by the app decrypt with its APP_KEY."""
+        panel_id = insert_panel(
+            original_db.engine,
+            panel_type="eylandoo",
+            api_token="tok-1",
+            extra={"verify_tls": False},
+        )
+        repo = SqlPanelRepository(original_db.engine, credential_reader(TEST_APP_KEY))
+        panel = repo.get(panel_id)
+        assert panel is not None
+        assert panel.password is not None
+        assert panel.password.reveal() == PANEL_PASSWORD
+        assert panel.api_token is not None
+        assert panel.api_token.reveal() == "tok-1"
+        assert panel.verify_tls is False
+
+    def test_wrong_key_names_the_panel(self, original_db) -> None:
+        """A credential that does not decrypt is an error naming the panel, not the value."""
+        panel_id = insert_panel(original_db.engine, app_key=TEST_APP_KEY)
+        other_key = "base64:" + "A" * 43 + "="
+        repo = SqlPanelRepository(original_db.engine, credential_reader(other_key))
+        with pytest.raises(CredentialsError, match=f"panel {panel_id}: password"):
+            repo.get(panel_id)
+
+    def test_first_of_type_is_lowest_id(self, original_db) -> None:
+        """Without panel_id, the lowest-id panel of the type is chosen."""
+        first = insert_panel(original_db.engine, panel_type="marzneshin", app_key=None)
+        insert_panel(original_db.engine, panel_type="marzneshin", app_key=None)
+        repo = SqlPanelRepository(original_db.engine)
+        panel = repo.first_of_type("marzneshin")
+        assert panel is not None
+        assert panel.id == first
+        assert repo.first_of_type("xui") is None
+
+
+class TestResellers:
+    """`SqlResellerRepository` selects resellers and stores totals."""
+
+    def test_active_traffic_resellers(self, original_db) -> None:
+        """Only active traffic resellers are selected."""
+        keep = insert_reseller(original_db.engine, type="traffic", status="active")
+        insert_reseller(original_db.engine, type="traffic", status="suspended")
+        insert_reseller(original_db.engine, type="plan", status="active")
+        assert SqlResellerRepository(original_db.engine).active_traffic_resellers() == [keep]
+
+    def test_ledgers_and_forgiven_without_the_column(self, original_db) -> None:
+        """At c696ca1 there is no admin_forgiven_bytes: forgiveness is 0."""
+        reseller = insert_reseller(original_db.engine)
+        insert_config(
+            original_db.engine,
+            reseller_id=reseller,
+            external_username="a",
+            usage_bytes=10,
+            meta={SETTLED_KEY: 5},
+        )
+        insert_config(
+            original_db.engine,
+            reseller_id=reseller,
+            external_username="b",
+            status="disabled",
+            usage_bytes=7,
+        )
+        insert_config(
+            original_db.engine,
+            reseller_id=reseller,
+            external_username="c",
+            usage_bytes=1000,
+            deleted_at="2025-11-05 00:00:00",
+        )
+        repo = SqlResellerRepository(original_db.engine)
+        assert sum(s.total_bytes for s in repo.config_ledgers(reseller)) == 22
+        assert repo.forgiven_bytes(reseller) == 0
+        repo.set_used_bytes(reseller, 22)
+        assert repo.used_bytes(reseller) == 22
+
+    def test_forgiven_with_head_schema(self, original_db_head) -> None:
+        """With HEAD's column, admin_forgiven_bytes is read."""
+        reseller = insert_reseller(original_db_head.engine, admin_forgiven_bytes=300)
+        assert SqlResellerRepository(original_db_head.engine).forgiven_bytes(reseller) == 300

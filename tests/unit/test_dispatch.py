@@ -1,0 +1,157 @@
+"""The scheduler tick and the unique dispatch, with fakes."""
+
+import logging
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import attrs
+import pytest
+
+from tests.fakes import InMemoryLock, InMemorySettings, RecordingQueue
+from usage_core.dispatch import SchedulerTick, dispatch_unique, run_unique
+from usage_core.interval import INTERVAL_SETTING_KEY
+
+AT_10_00 = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+AT_10_03 = datetime(2026, 11, 24, 10, 3, tzinfo=UTC)
+
+
+@attrs.define
+class Seconds:
+    """A settable clock for the fake lock."""
+
+    now: float = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def tick_world(
+    raw: str | None, tz: str = "UTC"
+) -> tuple[SchedulerTick, InMemoryLock, RecordingQueue]:
+    """A tick over in-memory settings, lock and queue."""
+    settings = InMemorySettings({} if raw is None else {INTERVAL_SETTING_KEY: raw})
+    lock, queue = InMemoryLock(Seconds()), RecordingQueue()
+    return SchedulerTick(settings, lock, queue, ZoneInfo(tz)), lock, queue
+
+
+class TestTick:
+    """`SchedulerTick` reads the setting, decides and dispatches."""
+
+    @pytest.mark.parametrize(
+        ("raw", "interval"), [("abc", 5), ("10", 5), ("0", 1), (" 2 ", 2), (None, 5)]
+    )
+    def test_raw_values(self, raw: str | None, interval: int) -> None:
+        """Garbage, out-of-range and padded values give the documented interval."""
+        tick, _, _ = tick_world(raw)
+        result = tick(AT_10_00)
+        assert result.decision.interval == interval
+        assert result.dispatched
+
+    def test_off_minute_does_not_dispatch(self) -> None:
+        """Minute 3 with interval 5 decides not to dispatch."""
+        tick, _, queue = tick_world("5")
+        result = tick(AT_10_03)
+        assert (result.decision.dispatch, result.dispatched) == (False, False)
+        assert queue.tokens == []
+
+    def test_dry_run_decides_without_dispatching(self) -> None:
+        """A dry run reports the decision and queues nothing."""
+        tick, _, queue = tick_world("1")
+        result = tick(AT_10_03, dry_run=True)
+        assert result.decision.dispatch
+        assert not result.dispatched
+        assert queue.tokens == []
+
+    def test_json_document(self) -> None:
+        """`as_dict` has exactly the documented keys."""
+        tick, _, _ = tick_world("4", tz="Asia/Tehran")
+        document = tick(AT_10_00).as_dict()
+        assert document == {
+            "interval": 4,
+            "raw": "4",
+            "minute": 30,
+            "dispatch": False,
+            "dispatched": False,
+            "reason": document["reason"],
+        }
+
+    def test_bad_value_is_logged_by_name(self, caplog: pytest.LogCaptureFixture) -> None:
+        """A garbage setting is logged with the bad value."""
+        tick, _, _ = tick_world("5 minutes")
+        with caplog.at_level(logging.WARNING):
+            tick(AT_10_00)
+        assert "'5 minutes'" in caplog.text
+
+    def test_dispatch_logs_the_seed_line(self, caplog: pytest.LogCaptureFixture) -> None:
+        """Dispatching logs `Scheduling SyncResellerUsageJob (interval: 3 minutes)`."""
+        tick, _, _ = tick_world("3")
+        with caplog.at_level(logging.INFO):
+            tick(AT_10_00)
+        assert "Scheduling SyncResellerUsageJob (interval: 3 minutes)" in caplog.text
+
+    def test_second_dispatch_while_locked_is_skipped(self) -> None:
+        """A tick while the previous job holds the lock is skipped and says so."""
+        tick, _, queue = tick_world("1")
+        first, second = tick(AT_10_00), tick(AT_10_00)
+        assert first.dispatched
+        assert not second.dispatched
+        assert "unique lock is held" in second.reason
+        assert len(queue.tokens) == 1
+
+
+class TestUniqueDispatch:
+    """`dispatch_unique` and `run_unique` give Laravel's ShouldBeUnique semantics."""
+
+    def test_lock_expires_after_300_seconds(self) -> None:
+        """An unreleased lock (a worker killed hard) frees itself after its TTL."""
+        clock = Seconds()
+        lock, queue = InMemoryLock(clock), RecordingQueue()
+        assert dispatch_unique(lock, queue).dispatched
+        clock.now = 299
+        assert not dispatch_unique(lock, queue).dispatched
+        clock.now = 300
+        assert dispatch_unique(lock, queue).dispatched
+
+    def test_failed_enqueue_releases_the_lock(self) -> None:
+        """If queueing fails, the lock is released so the next tick can try."""
+        lock = InMemoryLock(Seconds())
+        with pytest.raises(ConnectionError):
+            dispatch_unique(lock, RecordingQueue(fail=True))
+        assert lock.remaining_seconds() is None
+
+    def test_success_releases(self) -> None:
+        """A job that finishes releases the lock it was dispatched with."""
+        lock = InMemoryLock(Seconds())
+        token = lock.acquire(300)
+        assert token
+        assert run_unique(lambda: 42, lock, token, last_try=False) == 42
+        assert lock.remaining_seconds() is None
+
+    def test_failed_first_try_keeps_the_lock(self) -> None:
+        """A failure with a retry left keeps the lock for the retry."""
+        lock = InMemoryLock(Seconds())
+        token = lock.acquire(300)
+        assert token
+
+        def boom() -> None:
+            raise RuntimeError
+
+        with pytest.raises(RuntimeError):
+            run_unique(boom, lock, token, last_try=False)
+        assert lock.remaining_seconds() == 300
+        with pytest.raises(RuntimeError):
+            run_unique(boom, lock, token, last_try=True)
+        assert lock.remaining_seconds() is None
+
+    def test_only_the_owner_releases(self) -> None:
+        """A job whose lock expired and was retaken cannot release the new owner's lock."""
+        clock = Seconds()
+        lock = InMemoryLock(clock)
+        old = lock.acquire(300)
+        clock.now = 301
+        new = lock.acquire(300)
+        assert old
+        assert new
+        assert old != new
+        run_unique(lambda: None, lock, old, last_try=True)
+        assert lock.remaining_seconds() is not None

@@ -1,0 +1,182 @@
+"""The full sync over fakes: grouping per panel, isolation of failures, totals."""
+
+import logging
+from datetime import UTC, datetime
+
+import attrs
+import pytest
+
+from tests.fakes import (
+    FixedClock,
+    InMemoryConfigs,
+    InMemoryPanels,
+    InMemoryResellers,
+    ScriptedPanelClients,
+    ScriptedSession,
+)
+from usage_core.ledger import LedgerState
+from usage_core.model import Panel, ResellerConfig, Secret
+from usage_core.ports import PanelSession
+from usage_core.readings import CounterReading, HardFailure, UsageResult
+from usage_core.sync_all import SyncAllUsage
+
+PANELS = [
+    Panel(1, "eyl", "http://e", "eylandoo", api_token=Secret("k")),
+    Panel(2, "mz", "http://m", "marzban", username="a", password=Secret("p")),
+]
+
+
+def cfg(
+    config_id: int, reseller_id: int, panel_id: int | None, user: str, **kw: object
+) -> ResellerConfig:
+    """An active config of `reseller_id` on `panel_id` named `user`."""
+    panel_type = {1: "eylandoo", 2: "marzban"}.get(panel_id or 0, "marzban")
+    base = ResellerConfig(
+        id=config_id,
+        reseller_id=reseller_id,
+        status="active",
+        panel_type=panel_type,
+        panel_id=panel_id,
+        panel_user_id=user,
+        external_username=user,
+        usage_bytes=0,
+        traffic_limit_bytes=10**10,
+    )
+    return attrs.evolve(base, **kw)
+
+
+def reading(n: int) -> CounterReading:
+    """A reading of `n` bytes."""
+    return CounterReading(n, "used_traffic")
+
+
+def run(
+    configs: list[ResellerConfig],
+    results: dict[int, dict[str, UsageResult]],
+    active: list[int],
+    clients: ScriptedPanelClients | None = None,
+) -> tuple[SyncAllUsage, InMemoryConfigs, InMemoryResellers, ScriptedPanelClients]:
+    """A full sync over fakes, not yet run."""
+    store = InMemoryConfigs(configs)
+    resellers = InMemoryResellers(store, dict.fromkeys(active, 0) | {9: 0}, {}, active)
+    scripted = clients or ScriptedPanelClients(results)
+    clock = FixedClock(datetime(2026, 11, 24, tzinfo=UTC))
+    use_case = SyncAllUsage(store, InMemoryPanels(PANELS), resellers, scripted, clock)
+    return use_case, store, resellers, scripted
+
+
+class TestSyncAll:
+    """`SyncAllUsage` syncs every active config of every active traffic reseller."""
+
+    def test_one_session_per_panel(self) -> None:
+        """Configs on the same panel share one session; each panel gets its own."""
+        configs = [cfg(i, 1, 1 + i % 2, f"u{i}") for i in range(1, 7)]
+        results = {
+            1: {f"u{i}": reading(i) for i in range(7)},
+            2: {f"u{i}": reading(i) for i in range(7)},
+        }
+        use_case, store, _, clients = run(configs, results, [1])
+        summary = use_case()
+        assert sorted(pid for pid, _ in clients.sessions) == [1, 2]
+        assert summary.total("updated") == 6
+        assert all(session.closed for _, session in clients.sessions)
+        assert store.rows[3].usage_bytes == 3
+
+    def test_only_active_traffic_resellers_and_active_configs(self) -> None:
+        """Configs of other resellers and inactive configs are left alone."""
+        configs = [
+            cfg(1, 1, 2, "a"),
+            cfg(2, 1, 2, "b", status="disabled"),
+            cfg(3, 9, 2, "c"),
+        ]
+        results = {2: {"a": reading(5), "b": reading(6), "c": reading(7)}}
+        use_case, store, resellers, _ = run(configs, results, [1])
+        use_case()
+        assert [store.rows[i].usage_bytes for i in (1, 2, 3)] == [5, 0, 0]
+        assert resellers.used == {1: 5, 9: 0}
+
+    def test_failures_do_not_stop_the_others(self) -> None:
+        """A hard failure, a raising session and a missing panel each fail alone."""
+
+        class Exploding(ScriptedSession):
+            def fetch_usage(self, username: str) -> UsageResult:
+                if username == "boom":
+                    raise RuntimeError("unexpected")
+                return super().fetch_usage(username)
+
+        class Clients(ScriptedPanelClients):
+            def open(self, panel: Panel) -> PanelSession:
+                session = Exploding(self.results.get(panel.id, {}))
+                self.sessions.append((panel.id, session))
+                return session
+
+        configs = [
+            cfg(1, 1, 2, "ok1"),
+            cfg(2, 1, 2, "boom"),
+            cfg(3, 1, 2, "down"),
+            cfg(4, 1, 99, "nopanel"),
+            cfg(5, 1, 2, ""),
+            cfg(6, 1, 1, "ok2"),
+        ]
+        results = {
+            2: {"ok1": reading(10), "down": HardFailure("HTTP 502")},
+            1: {"ok2": reading(20)},
+        }
+        use_case, store, resellers, _ = run(configs, results, [1], Clients(results))
+        summary = use_case()
+        assert store.rows[1].usage_bytes == 10
+        assert store.rows[6].usage_bytes == 20
+        assert summary.total("failed") == 2
+        assert summary.total("skipped") == 2
+        assert summary.total("updated") == 2
+        assert resellers.used[1] == 30
+
+    def test_reset_is_counted_and_total_kept(self) -> None:
+        """A panel-side counter reset is counted and does not lower the reseller's total."""
+        configs = [cfg(1, 1, 2, "a", usage_bytes=1000, last_counter=1000)]
+        use_case, store, resellers, _ = run(configs, {2: {"a": reading(100)}}, [1])
+        summary = use_case()
+        assert summary.resets == 1
+        assert store.rows[1].ledger == LedgerState(100, 1000, 100)
+        assert resellers.used[1] == 1100
+
+    def test_seed_log_lines(self, caplog: pytest.LogCaptureFixture) -> None:
+        """The run logs the seed's start, per-reseller, Eylandoo and completion lines."""
+        configs = [cfg(1, 1, 1, "e1"), cfg(2, 1, 1, "e2")]
+        use_case, _, _, _ = run(configs, {1: {"e1": reading(1)}}, [1])
+        with caplog.at_level(logging.INFO):
+            use_case()
+        text = caplog.text
+        assert "Starting reseller usage sync" in text
+        assert "Syncing usage for reseller 1" in text
+        assert "Eylandoo usage for user e1: 1 bytes" in text
+        assert "Eylandoo usage fetch failed for user e2 (hard failure)" in text
+        completed = [r for r in caplog.records if r.getMessage() == "Reseller usage sync completed"]
+        assert completed[0].context == {"eylandoo_configs_processed": 2}  # type: ignore[attr-defined]
+
+    def test_abort_on_reraises(self) -> None:
+        """An exception listed in `abort_on` (a job timeout) ends the run."""
+
+        class JobTimeoutError(Exception):
+            pass
+
+        class Slow(ScriptedSession):
+            def fetch_usage(self, username: str) -> UsageResult:
+                raise JobTimeoutError
+
+        class Clients(ScriptedPanelClients):
+            def open(self, panel: Panel) -> PanelSession:
+                return Slow({})
+
+        use_case, _, _, _ = run([cfg(1, 1, 2, "a")], {}, [1], Clients({}))
+        use_case.abort_on = (JobTimeoutError,)
+        with pytest.raises(JobTimeoutError):
+            use_case()
+
+    def test_progress_reaches_the_total(self) -> None:
+        """The progress callback ends at (configs, configs)."""
+        configs = [cfg(i, 1, 2, f"u{i}") for i in range(1, 4)] + [cfg(9, 1, 2, "")]
+        use_case, _, _, _ = run(configs, {2: {}}, [1])
+        seen: list[tuple[int, int]] = []
+        use_case(progress=lambda done, total: seen.append((done, total)))
+        assert seen[-1] == (4, 4)
