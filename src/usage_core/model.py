@@ -104,6 +104,8 @@ class ResellerConfig:
     traffic_limit_bytes: int
     settled_bytes: int = 0
     last_counter: int | None = None
+    # Why the row's usage fields cannot be trusted (e.g. malformed meta), or None.
+    problem: str | None = None
 
     @property
     def ledger(self) -> LedgerState:

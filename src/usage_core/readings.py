@@ -14,6 +14,7 @@ from collections.abc import Mapping
 import attrs
 
 _DIGITS = re.compile(r"[0-9]+")
+NO_USAGE_FIELDS = "none"
 _MESSAGE_PREVIEW = 200
 
 
@@ -32,6 +33,11 @@ class CounterReading:
     path: str
     upload_bytes: int | None = None
     download_bytes: int | None = None
+
+    @property
+    def has_usage_field(self) -> bool:
+        """False for Eylandoo's "no traffic fields" 0, which cannot prove a counter reset."""
+        return self.path != NO_USAGE_FIELDS
 
 
 @attrs.frozen
@@ -127,7 +133,7 @@ def parse_eylandoo_user(reply: object) -> UsageResult:
     found = _total_or_sum(root, "") or _upload_download(root, "")
     if found is not None:
         return found
-    return CounterReading(0, "none")
+    return CounterReading(0, NO_USAGE_FIELDS)
 
 
 def parse_marzban_user(reply: object) -> UsageResult:

@@ -135,6 +135,15 @@ class SyncAllUsage:
     ) -> list[tuple[Panel, list[_Target]]]:
         groups: dict[int, tuple[Panel, list[_Target]]] = {}
         for config in work:
+            if config.problem:
+                logger.error(
+                    "Error syncing config %s: %s",
+                    config.id,
+                    config.problem,
+                    extra=ctx(config_id=config.id),
+                )
+                summary.count(config.panel_type, "failed")
+                continue
             try:
                 resolution = resolve_panel(config, self.panels)
             except Exception:
@@ -204,7 +213,13 @@ class SyncAllUsage:
             if not isinstance(result, CounterReading):
                 summary.count(target.type_name, "failed")
                 return
-            step = record_counter(self.configs, config.id, result.bytes, config.last_counter)
+            step = record_counter(
+                self.configs,
+                config.id,
+                result.bytes,
+                config.last_counter,
+                may_reset=result.has_usage_field,
+            )
         except SupersededReadingError as exc:
             logger.warning(str(exc), extra=ctx(config_id=config.id))
             summary.count(target.type_name, "skipped")

@@ -7,7 +7,7 @@ import logging
 import attrs
 
 from usage_core.errors import ConcurrentUpdateError, SupersededReadingError, UsageSyncError
-from usage_core.ledger import LedgerStep, advance
+from usage_core.ledger import LedgerStep, StepKind, advance
 from usage_core.log import ctx
 from usage_core.model import Panel, ResellerConfig
 from usage_core.ports import (
@@ -125,6 +125,8 @@ def record_counter(
     config_id: int,
     counter: int,
     seen_last_counter: int | object | None = _UNSET,
+    *,
+    may_reset: bool = True,
 ) -> LedgerStep | None:
     """Apply `counter` to the config's ledger with a guarded write.
 
@@ -134,6 +136,10 @@ def record_counter(
     `seen_last_counter` is the ledger's last counter as read before the panel
     was asked; when another sync has recorded a counter since, this reading is
     dropped with SupersededReadingError rather than risk mistaking it for a reset.
+
+    With `may_reset` false (a reply that carried no usage field at all), a
+    drop is not taken as a reset: the stored usage is kept, so that the next
+    real counter does not count the same bytes twice.
     """
     for _ in range(LEDGER_WRITE_ATTEMPTS):
         snapshot = configs.load_ledger(config_id)
@@ -147,6 +153,14 @@ def record_counter(
             )
             raise SupersededReadingError(msg)
         step = advance(snapshot.state, counter)
+        if step.kind is StepKind.RESET and not may_reset:
+            logger.warning(
+                "Config %s: the panel reply had no usage field; keeping the stored usage "
+                "instead of treating 0 as a counter reset",
+                config_id,
+                extra=ctx(config_id=config_id, last_counter=snapshot.state.last_counter),
+            )
+            return LedgerStep(StepKind.UNCHANGED, counter, snapshot.state, snapshot.state)
         if not step.changed or configs.save_ledger(snapshot, step.after):
             return step
     msg = f"config {config_id}: usage changed under every one of {LEDGER_WRITE_ATTEMPTS} writes"
@@ -183,6 +197,8 @@ class SyncOneConfig:
         config = self.configs.get(config_id)
         if config is None:
             return SyncOneReport(config_id)
+        if config.problem:
+            return SyncOneReport(config_id, config, failure=HardFailure(config.problem))
         try:
             resolution = resolve_panel(config, self.panels)
         except UsageSyncError as exc:
@@ -204,7 +220,13 @@ class SyncOneConfig:
             return attrs.evolve(located, username=username, failure=result)
         problem = f"config {config.id} was deleted during the sync"
         try:
-            step = record_counter(self.configs, config.id, result.bytes, config.last_counter)
+            step = record_counter(
+                self.configs,
+                config.id,
+                result.bytes,
+                config.last_counter,
+                may_reset=result.has_usage_field,
+            )
         except UsageSyncError as exc:
             step, problem = None, str(exc)
         if step is None:

@@ -206,8 +206,12 @@ class TestConfigs:
         config_id = insert_config(
             original_db.engine, reseller_id=reseller, external_username="u", meta='"text"'
         )
+        repo = SqlConfigRepository(original_db.engine)
+        config = repo.get(config_id)
+        assert config is not None
+        assert config.problem == f"config {config_id}: meta is a JSON str, not an object"
         with pytest.raises(StoreError, match=f"config {config_id}: meta"):
-            SqlConfigRepository(original_db.engine).get(config_id)
+            repo.load_ledger(config_id)
 
 
 class TestPanels:

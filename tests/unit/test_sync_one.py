@@ -218,3 +218,13 @@ class TestRecordCounter:
         with pytest.raises(SupersededReadingError):
             record_counter(store, 123, 1050, seen_last_counter=1000)
         assert store.rows[123].ledger == LedgerState(1100, 0, 1100)
+
+    def test_reply_without_usage_fields_is_not_a_reset(self) -> None:
+        """Eylandoo's "no fields" 0 keeps the stored usage, so nothing is counted twice."""
+        store = InMemoryConfigs([config(usage_bytes=1000, last_counter=1000)])
+        step = record_counter(store, 123, 0, may_reset=False)
+        assert step is not None
+        assert not step.changed
+        assert store.rows[123].ledger == LedgerState(1000, 0, 1000)
+        assert record_counter(store, 123, 1200) is not None
+        assert store.rows[123].ledger.total_bytes == 1200

@@ -103,7 +103,13 @@ def _ledger(config_id: int, usage_bytes: int | None, meta_text: str | None) -> L
 
 
 def _config(row: Any) -> ResellerConfig:
-    ledger = _ledger(row.id, row.usage_bytes, row.meta_text)
+    problem = None
+    try:
+        ledger = _ledger(row.id, row.usage_bytes, row.meta_text)
+    except StoreError as exc:
+        # One malformed row must not hide the reseller's other configs.
+        problem = str(exc)
+        ledger = LedgerState(int(row.usage_bytes or 0))
     return ResellerConfig(
         id=row.id,
         reseller_id=row.reseller_id,
@@ -116,6 +122,7 @@ def _config(row: Any) -> ResellerConfig:
         traffic_limit_bytes=int(row.traffic_limit_bytes or 0),
         settled_bytes=ledger.settled_bytes,
         last_counter=ledger.last_counter,
+        problem=problem,
     )
 
 
@@ -317,7 +324,17 @@ class SqlResellerRepository:
         )
         with self._engine.connect() as conn:
             rows = conn.execute(query).all()
-        return [_ledger(row.id, row.usage_bytes, row.meta_text) for row in rows]
+        ledgers = []
+        for row in rows:
+            try:
+                ledgers.append(_ledger(row.id, row.usage_bytes, row.meta_text))
+            except StoreError as exc:
+                # The app itself reads settled bytes from unusable meta as 0.
+                logger.warning(
+                    "%s; counting its usage_bytes only", exc, extra=ctx(config_id=row.id)
+                )
+                ledgers.append(LedgerState(int(row.usage_bytes or 0)))
+        return ledgers
 
     def forgiven_bytes(self, reseller_id: int) -> int:
         """`admin_forgiven_bytes`, or 0 where the column does not exist."""
