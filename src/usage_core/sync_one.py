@@ -8,7 +8,7 @@ import attrs
 
 from usage_core.errors import ConcurrentUpdateError, SupersededReadingError, UsageSyncError
 from usage_core.ledger import LedgerStep, StepKind, advance
-from usage_core.log import ctx
+from usage_core.log import NOTICE, ctx
 from usage_core.model import Panel, ResellerConfig
 from usage_core.ports import (
     ConfigRepository,
@@ -162,6 +162,20 @@ def record_counter(
             )
             return LedgerStep(StepKind.UNCHANGED, counter, snapshot.state, snapshot.state)
         if not step.changed or configs.save_ledger(snapshot, step.after):
+            if step.kind is StepKind.RESET:
+                logger.log(
+                    NOTICE,
+                    "Panel counter reset detected for config %s: %s bytes moved to "
+                    "settled_usage_bytes",
+                    config_id,
+                    step.settled_now,
+                    extra=ctx(
+                        config_id=config_id,
+                        previous_counter=snapshot.state.last_counter,
+                        counter=counter,
+                        settled_bytes=step.after.settled_bytes,
+                    ),
+                )
             return step
     msg = f"config {config_id}: usage changed under every one of {LEDGER_WRITE_ATTEMPTS} writes"
     raise ConcurrentUpdateError(msg)

@@ -18,6 +18,7 @@ from usage_core.errors import UsageSyncError
 from usage_core.interval import INTERVAL_SETTING_KEY, parse_interval
 from usage_entrypoints import sync_one_output as out
 from usage_entrypoints.logs import configure_logging
+from usage_entrypoints.run_report import summary_lines
 from usage_entrypoints.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -261,21 +262,6 @@ def _progress(show: bool) -> Iterator[Callable[[int, int], None] | None]:
         yield update
 
 
-def summary_lines(summary: dict[str, Any]) -> list[str]:
-    """A run summary as a few human lines."""
-    lines = [
-        f"Synced {summary['configs']} configs of {summary['resellers']} resellers "
-        f"in {summary['duration_s']:.1f} s: {summary['fetched']} fetched "
-        f"({summary['updated']} updated, {summary['unchanged']} unchanged), "
-        f"{summary['failed']} failed, {summary['skipped']} skipped, "
-        f"{summary['resets']} counter resets",
-    ]
-    for panel_type, counts in summary.get("per_panel_type", {}).items():
-        parts = ", ".join(f"{k} {v}" for k, v in counts.items())
-        lines.append(f"  {panel_type}: {parts}")
-    return lines
-
-
 def _ensure_standalone_tables(container: Any) -> None:
     """Create the tables of the embedded default database on first run."""
     from usage_adapters.sql.tables import metadata  # noqa: PLC0415
@@ -423,6 +409,26 @@ def schedule(
     else:
         lines.append("Last run: none recorded yet")
     _echo_lines(lines)
+
+
+@app.command("demo")
+def demo(
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Keep the temporary directory and print its paths.")
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="Show the log on stderr instead of a log file.")
+    ] = False,
+) -> None:
+    """Run emulated panels and a sample database through a few ticks and a sync, in seconds."""
+    import time  # noqa: PLC0415
+
+    started = time.perf_counter()
+    from usage_entrypoints.demo import run_demo  # noqa: PLC0415 - keeps --help fast
+
+    code = run_demo(keep=keep, verbose=verbose, echo=typer.echo, started=started)
+    if code:
+        raise typer.Exit(code)
 
 
 def main() -> None:
