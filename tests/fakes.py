@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 import attrs
 
 from usage_core.ledger import LedgerState
-from usage_core.model import LedgerSnapshot, Panel, ResellerConfig
+from usage_core.model import (
+    LedgerSnapshot,
+    Panel,
+    ResellerConfig,
+    ResellerUsage,
+    SyncItem,
+    SyncWork,
+)
 from usage_core.ports import (
     Clock,
     ConfigRepository,
@@ -19,6 +26,7 @@ from usage_core.ports import (
     PanelSession,
     ResellerRepository,
     SettingsRepository,
+    SyncStore,
 )
 from usage_core.readings import HardFailure, UsageResult
 
@@ -85,6 +93,35 @@ class InMemoryConfigs:
         self.versions[config_id] += 1
 
 
+class InMemorySyncStore:
+    """`SyncStore` over `InMemoryConfigs` and `InMemoryResellers`."""
+
+    def __init__(self, configs: InMemoryConfigs, resellers: InMemoryResellers) -> None:
+        self.configs = configs
+        self.resellers = resellers
+        self.batches: list[int] = []
+
+    def load_sync_work(self) -> SyncWork:
+        ids = self.resellers.active_traffic_resellers()
+        usage = [
+            ResellerUsage(rid, self.resellers.used[rid], self.resellers.forgiven_bytes(rid))
+            for rid in ids
+        ]
+        items = []
+        for config in sorted(self.configs.rows.values(), key=lambda c: c.id):
+            snapshot = self.configs.load_ledger(config.id)
+            if config.reseller_id in ids and snapshot is not None:
+                items.append(SyncItem(config, snapshot))
+        return SyncWork(usage, items)
+
+    def save_ledgers(self, writes: Sequence[tuple[LedgerSnapshot, LedgerState]]) -> set[int]:
+        self.batches.append(len(writes))
+        return {s.config_id for s, after in writes if self.configs.save_ledger(s, after)}
+
+    def set_used_bytes_many(self, totals: dict[int, int]) -> None:
+        self.resellers.used.update(totals)
+
+
 class InMemoryPanels:
     """Panels kept in a dict."""
 
@@ -97,6 +134,9 @@ class InMemoryPanels:
     def first_of_type(self, panel_type: str) -> Panel | None:
         matching = sorted(p.id for p in self.rows.values() if p.panel_type == panel_type)
         return self.rows[matching[0]] if matching else None
+
+    def all(self) -> list[Panel]:
+        return [self.rows[i] for i in sorted(self.rows)]
 
 
 class InMemoryResellers:
@@ -141,6 +181,9 @@ class ScriptedSession:
     def fetch_usage(self, username: str) -> UsageResult:
         self.asked.append(username)
         return self.results.get(username, HardFailure("user not found on panel"))
+
+    def fetch_many(self, usernames: Sequence[str]) -> dict[str, UsageResult]:
+        return {name: self.fetch_usage(name) for name in usernames}
 
     def close(self) -> None:
         self.closed = True
@@ -219,6 +262,9 @@ _configs: ConfigRepository = InMemoryConfigs()
 _panels: PanelRepository = InMemoryPanels()
 _resellers: ResellerRepository = InMemoryResellers(InMemoryConfigs(), {}, {})
 _clients: PanelClients = ScriptedPanelClients({})
+_sync_store: SyncStore = InMemorySyncStore(
+    InMemoryConfigs(), InMemoryResellers(InMemoryConfigs(), {}, {})
+)
 _clock: Clock = FixedClock(datetime.now().astimezone())
 _lock: Lock = InMemoryLock(lambda: 0.0)
 _queue: JobQueue = RecordingQueue()

@@ -75,6 +75,8 @@ class Panel:
     api_token: Secret | None = None
     extra: Mapping[str, object] = attrs.field(factory=dict, converter=_frozen_mapping)
     is_active: bool = True
+    # Why the panel cannot be used (e.g. a credential that does not decrypt), or None.
+    problem: str | None = None
 
     @property
     def verify_tls(self) -> bool:
@@ -114,6 +116,15 @@ class ResellerConfig:
 
 
 @attrs.frozen
+class ResellerUsage:
+    """A reseller's stored total and forgiveness, as the sync reads them."""
+
+    id: int
+    used_bytes: int
+    forgiven_bytes: int = 0
+
+
+@attrs.frozen
 class LedgerSnapshot:
     """A config's ledger as read, with the store's token for a guarded write.
 
@@ -124,3 +135,25 @@ class LedgerSnapshot:
     config_id: int
     state: LedgerState
     version: object = attrs.field(eq=False, repr=False)
+
+
+@attrs.frozen
+class SyncItem:
+    """One non-deleted config of a synced reseller, with its ledger as read."""
+
+    config: ResellerConfig
+    snapshot: LedgerSnapshot
+
+
+@attrs.frozen
+class SyncWork:
+    """Everything one full sync needs from the database, read in a few queries.
+
+    Attributes:
+        resellers: The active traffic resellers.
+        items: Every non-deleted config of those resellers, any status; only
+            the `active` ones are fetched, all of them count toward totals.
+    """
+
+    resellers: list[ResellerUsage]
+    items: list[SyncItem]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
 from usage_core.ledger import LedgerState
-from usage_core.model import LedgerSnapshot, Panel, ResellerConfig
+from usage_core.model import LedgerSnapshot, Panel, ResellerConfig, SyncWork
 from usage_core.readings import UsageResult
 
 
@@ -56,6 +57,10 @@ class PanelRepository(Protocol):
         """The panel of this type with the lowest id, or None."""
         ...
 
+    def all(self) -> list[Panel]:
+        """Every panel in id order; one whose credentials cannot be read has `problem` set."""
+        ...
+
 
 class ResellerRepository(Protocol):
     """The `resellers` table and the usage totals derived from its configs."""
@@ -81,11 +86,37 @@ class ResellerRepository(Protocol):
         ...
 
 
+class SyncStore(Protocol):
+    """The bulk reads and writes of a full sync."""
+
+    def load_sync_work(self) -> SyncWork:
+        """The active traffic resellers and all their non-deleted configs, in a few queries."""
+        ...
+
+    def save_ledgers(self, writes: Sequence[tuple[LedgerSnapshot, LedgerState]]) -> set[int]:
+        """Write each ledger unless its row changed since its snapshot; the ids written."""
+        ...
+
+    def set_used_bytes_many(self, totals: dict[int, int]) -> None:
+        """Store `traffic_used_bytes` for several resellers."""
+        ...
+
+
 class PanelSession(Protocol):
     """An authenticated conversation with one panel, reused for every user."""
 
     def fetch_usage(self, username: str) -> UsageResult:
         """The user's usage counter, or a hard failure; never raises for panel errors."""
+        ...
+
+    def fetch_many(self, usernames: Sequence[str]) -> dict[str, UsageResult]:
+        """A result for every name: the panel's listing where it has one, else single reads.
+
+        Users the listing did not return, list items without a usage field, and
+        every user of a listing that failed are read one by one. Requests run
+        with the panel's own concurrency limit and time budget; never raises
+        for panel errors.
+        """
         ...
 
     def close(self) -> None:

@@ -13,7 +13,7 @@ from usage_adapters.credentials import credential_reader
 from usage_adapters.file_lock import FileLock
 from usage_adapters.panels.clients import HttpxPanelClients
 from usage_adapters.redis_lock import RedisLock
-from usage_adapters.rq_queue import RqJobQueue
+from usage_adapters.rq_queue import RqFanOut, RqJobQueue
 from usage_adapters.run_history import FileRunHistory, RedisRunHistory
 from usage_adapters.sql.engine import create_store_engine
 from usage_adapters.sql.store import (
@@ -22,11 +22,12 @@ from usage_adapters.sql.store import (
     SqlResellerRepository,
     SqlSettingsRepository,
 )
+from usage_adapters.sql.sync_store import SqlSyncStore
 from usage_core.dispatch import JOB_NAME, SchedulerTick
 from usage_core.sync_all import SyncAllUsage
 from usage_core.sync_one import SyncOneConfig
 from usage_entrypoints.clock import SystemClock
-from usage_entrypoints.jobs import SYNC_JOB, InlineJobQueue
+from usage_entrypoints.jobs import FINISH_SYNC_JOB, SYNC_JOB, SYNC_PANEL_JOB, InlineJobQueue
 from usage_entrypoints.settings import Settings
 
 
@@ -51,6 +52,10 @@ def _redis(settings: Settings) -> Iterator[Redis]:
 
 def _app_key(settings: Settings) -> str | None:
     return settings.app_key.reveal() if settings.app_key else None
+
+
+def _panel_lock(redis: Redis, settings: Settings, panel_id: int) -> RedisLock:
+    return RedisLock(redis, f"usage-sync:{settings.queue_name}:unique:panel:{panel_id}")
 
 
 def _mode(settings: Settings) -> str:
@@ -112,11 +117,12 @@ class Container(containers.DeclarativeContainer):
         resellers=resellers,
         clients=panel_clients,
     )
+    sync_store = providers.Factory(SqlSyncStore, engine=engine)
     sync_all = providers.Factory(
         SyncAllUsage,
+        store=sync_store,
         configs=configs,
         panels=panels,
-        resellers=resellers,
         clients=panel_clients,
         clock=clock,
         abort_on=providers.Object((JobTimeoutException,)),
@@ -133,6 +139,15 @@ class Container(containers.DeclarativeContainer):
             InlineJobQueue, sync=sync_all.provider, lock=lock, history=run_history
         ),
     )
+    fan_out = providers.Singleton(
+        RqFanOut,
+        redis=redis,
+        queue_name=settings.provided.queue_name,
+        panel_job_path=SYNC_PANEL_JOB,
+        finish_job_path=FINISH_SYNC_JOB,
+    )
+    # Called as `panel_lock(panel_id=...)`: each panel job of a fan-out is unique per panel.
+    panel_lock = providers.Factory(_panel_lock, redis=redis, settings=settings)
     tick = providers.Factory(
         SchedulerTick,
         settings=settings_repository,

@@ -14,6 +14,19 @@ Only the routes the sync reads are emulated, with the shapes documented in
 `panel-apis.md`: Eylandoo (API key), Marzban and Marzneshin (OAuth2 password
 form -> bearer token) and 3x-ui v2/v3 (cookie session, CSRF in v3). Nothing
 here prints or logs a credential.
+
+The bulk listings (Eylandoo `list_all` in each of its documented shapes,
+Marzban `offset/limit`, Marzneshin `page/size`, 3x-ui `inbounds/list` with
+`clientStats`) are served from per-user JSON fragments cached until the user
+changes, so that listings of 250,000 users cost little more than sending them.
+Listing fault hooks fail a given page, leave users out, replace a user's list
+item, or run a callback before each page (to change the users between pages):
+
+    panel.set_list_fault(3, Fault.http_status(500))
+    panel.omit_from_listing({"bob"})
+    panel.set_list_item("carol", {"username": "carol"})
+    panel.set_list_hook(lambda page: panel.users.remove("dave"))
+    panel.stats()  # requests served, most in flight, busy and build seconds
 """
 
 from __future__ import annotations
@@ -28,8 +41,9 @@ import secrets
 import socket
 import sys
 import threading
+import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, suppress
 from email.message import Message
 from http import HTTPStatus
@@ -37,16 +51,23 @@ from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, ClassVar, Final, Literal, Self, get_args
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 logger = logging.getLogger(__name__)
 
 PanelKind = Literal["eylandoo", "marzban", "marzneshin", "xui"]
 EylandooShape = Literal["flat", "user_info", "old"]
+# Eylandoo `list_all` reply shapes (panel-apis.md §1): v3.1.3 and sub-admin keys
+# (`users`), Oct 2025 (`data.users`), v3.0.0 main key (`main_admin` + `sub_admins`),
+# v1.1.6/v2.0.0 main key (`main_admin_users` + `sub_admins`), and a main key whose
+# users all belong to sub-admins (`sub_admins` only).
+EylandooListShape = Literal["users", "data.users", "main_admin", "main_admin_users", "sub_admins"]
 XuiVersion = Literal[2, 3]
+ListHook = Callable[[int], None]
 
 PANEL_KINDS: Final[tuple[PanelKind, ...]] = get_args(PanelKind)
 EYLANDOO_SHAPES: Final[tuple[EylandooShape, ...]] = get_args(EylandooShape)
+EYLANDOO_LIST_SHAPES: Final[tuple[EylandooListShape, ...]] = get_args(EylandooListShape)
 
 XUI_COOKIE = "3x-ui"
 XUI_SESSION_MAX_AGE_S = 360 * 60
@@ -54,6 +75,10 @@ MAX_REQUEST_BODY = 1 << 20
 MARZNESHIN_MAX_PAGE_SIZE = 100
 MARZNESHIN_DEFAULT_PAGE_SIZE = 50
 _CREATED_AT = "2025-01-01T00:00:00"
+_SUB_ADMINS = 3  # Eylandoo main-key listings spread users over the main admin and these
+_MARZBAN_SORTS: Final = ("username", "created_at", "used_traffic", "data_limit", "expire")
+_MARZNESHIN_ORDERS: Final = ("username", "used_traffic", "data_limit", "expire_date", "created_at")
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 
 # ---------------------------------------------------------------- user store
@@ -109,6 +134,8 @@ class UserStore:
         self._users: dict[str, EmulatedUser] = {}
         self._ids: dict[str, int] = {}
         self._next_id = 1
+        self._membership = 0  # bumped whenever a name is added or removed
+        self._sorted: tuple[int, tuple[str, ...]] = (-1, ())
         if isinstance(users, Mapping):
             for name, total in users.items():
                 self.add(name, total=total)
@@ -122,6 +149,8 @@ class UserStore:
             if user.username not in self._ids:
                 self._ids[user.username] = self._next_id
                 self._next_id += 1
+            if user.username not in self._users:
+                self._membership += 1
             self._users[user.username] = user
 
     def add(
@@ -165,7 +194,30 @@ class UserStore:
         """Delete a user; True when it existed."""
         with self._lock:
             self._ids.pop(username, None)
-            return self._users.pop(username, None) is not None
+            existed = self._users.pop(username, None) is not None
+            self._membership += existed
+            return existed
+
+    def ordered_names(self, by_username: bool) -> tuple[int, tuple[str, ...]]:
+        """(membership version, every username) in insertion or username order.
+
+        The version changes whenever a user is added or removed, so callers
+        can cache what they derive from the names; the username order itself
+        is cached here.
+        """
+        with self._lock:
+            version = self._membership
+            if not by_username:
+                return version, tuple(self._users)
+            if self._sorted[0] != version:
+                self._sorted = (version, tuple(sorted(self._users)))
+            return self._sorted
+
+    def entries(self, names: Iterable[str]) -> list[tuple[EmulatedUser, int]]:
+        """(user, panel-side id) for each of `names` that exists, under one lock."""
+        with self._lock:
+            users, ids = self._users, self._ids
+            return [(users[name], ids[name]) for name in names if name in users]
 
     def set_counter(
         self,
@@ -236,12 +288,13 @@ UNSET: Final = _Unset.UNSET
 
 @dataclasses.dataclass(frozen=True)
 class Fault:
-    """What a user's single-user request gets instead of its normal reply.
+    """What a request (a user's single read, a login, a listing page) gets instead.
 
-    The first field set wins, in this order: `raw_body` (sent verbatim),
-    `json_body`, `success_false` (the panel's own `success: false` shape),
-    `status` (the panel's own error body for that status). `delay_s` is
-    waited before any reply; a fault with only a delay then replies normally.
+    The first field set wins, in this order: `hang_up` (the connection is
+    closed without a reply), `raw_body` (sent verbatim), `json_body`,
+    `success_false` (the panel's own `success: false` shape), `status` (the
+    panel's own error body for that status). `delay_s` is waited before any
+    reply; a fault with only a delay then replies normally.
 
     Attributes:
         status: HTTP status to send (200 when only a body is given).
@@ -250,6 +303,8 @@ class Fault:
         content_type: Content-Type of `raw_body` (default text/html).
         success_false: Message of a `success: false` reply.
         delay_s: Seconds to wait before replying.
+        disconnect: Close the connection without replying, as a dying panel
+            or proxy would (the client sees a transport error).
     """
 
     status: int | None = None
@@ -258,6 +313,12 @@ class Fault:
     content_type: str | None = None
     success_false: str | None = None
     delay_s: float = 0.0
+    disconnect: bool = False
+
+    @classmethod
+    def disconnected(cls) -> Fault:
+        """Close the connection without a reply."""
+        return cls(disconnect=True)
 
     @classmethod
     def http_status(cls, status: int, *, body: object = UNSET) -> Fault:
@@ -288,7 +349,8 @@ class Fault:
     def replaces_reply(self) -> bool:
         """True when the fault sends its own reply rather than the normal one."""
         return (
-            self.raw_body is not None
+            self.disconnect
+            or self.raw_body is not None
             or self.json_body is not UNSET
             or self.success_false is not None
             or self.status is not None
@@ -319,6 +381,35 @@ class RequestCounts:
 
 
 _COUNT_NAMES: Final = tuple(f.name for f in dataclasses.fields(RequestCounts))
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerStats:
+    """How hard an emulator worked, to check that it is not a benchmark's bottleneck.
+
+    Attributes:
+        served: Requests answered (the reply written or the client gone).
+        in_flight: Requests being handled right now.
+        max_in_flight: The most requests handled at the same time.
+        busy_s: Handler wall time summed over requests (latency included).
+        build_s: Time spent routing and building replies: the emulator's own
+            CPU work, without the injected latency or fault delays.
+        write_s: Time spent writing replies to the sockets.
+        bytes_sent: Reply bodies written, in bytes.
+    """
+
+    served: int = 0
+    in_flight: int = 0
+    max_in_flight: int = 0
+    busy_s: float = 0.0
+    build_s: float = 0.0
+    write_s: float = 0.0
+    bytes_sent: int = 0
+
+    @property
+    def build_s_per_request(self) -> float:
+        """Mean reply-building time per request served."""
+        return self.build_s / self.served if self.served else 0.0
 
 
 # ------------------------------------------------------------ HTTP plumbing
@@ -386,9 +477,22 @@ class _Response:
     headers: tuple[tuple[str, str], ...] = ()
 
 
+# Not sent: the handler closes the connection instead (`Fault.disconnect`).
+_DISCONNECT: Final = _Response(0)
+
+
 def _json(payload: object, status: int = 200, *headers: tuple[str, str]) -> _Response:
-    body = json.dumps(payload, separators=(",", ":")).encode()
-    return _Response(status, body, headers=headers)
+    return _Response(status, _dumps(payload).encode(), headers=headers)
+
+
+def _json_text(text: str, status: int = 200) -> _Response:
+    """A reply whose JSON document is already written out."""
+    return _Response(status, text.encode())
+
+
+def _array(fragments: Iterable[str]) -> str:
+    """A JSON array of already-encoded values."""
+    return "[" + ",".join(fragments) + "]"
 
 
 def _text(text: str, status: int, content_type: str = "text/plain; charset=utf-8") -> _Response:
@@ -470,6 +574,16 @@ class _PanelApp:
         self._faults: dict[str, Fault] = {}
         self._login_fault: Fault | None = None
         self._seen: list[str] = []
+        # Listing behaviour and caches.
+        self._list_faults: dict[int, Fault] = {}
+        self._omitted: frozenset[str] = frozenset()
+        self._list_items: dict[str, object] = {}
+        self._list_hook: ListHook | None = None
+        self._orders: dict[str, tuple[int, frozenset[str], tuple[str, ...]]] = {}
+        self._fragments: dict[str, dict[str, tuple[EmulatedUser, int, str]]] = {}
+        # Throughput.
+        self._stats = ServerStats()
+        self._paused = threading.local()
         self.prefix = prefix
         self.router = _Router(prefix)
         self.add_routes(self.router)
@@ -505,7 +619,42 @@ class _PanelApp:
     def handle(self, request: _Request) -> _Response:
         self.count("requests")
         self.pause(self.latency_s)
-        return self.router.route(request) or self.not_found(request)
+        self._paused.seconds = 0.0
+        began = time.perf_counter()
+        response = self.router.route(request) or self.not_found(request)
+        building = time.perf_counter() - began - self._paused.seconds
+        with self._lock:
+            self._stats = dataclasses.replace(
+                self._stats, build_s=self._stats.build_s + max(0.0, building)
+            )
+        return response
+
+    def enter(self) -> None:
+        """A request arrived (its headers are read)."""
+        with self._lock:
+            in_flight = self._stats.in_flight + 1
+            self._stats = dataclasses.replace(
+                self._stats,
+                in_flight=in_flight,
+                max_in_flight=max(self._stats.max_in_flight, in_flight),
+            )
+
+    def leave(self, busy_s: float, write_s: float, bytes_sent: int) -> None:
+        """A request was answered (or abandoned) after `busy_s` seconds."""
+        with self._lock:
+            stats = self._stats
+            self._stats = dataclasses.replace(
+                stats,
+                served=stats.served + 1,
+                in_flight=stats.in_flight - 1,
+                busy_s=stats.busy_s + busy_s,
+                write_s=stats.write_s + write_s,
+                bytes_sent=stats.bytes_sent + bytes_sent,
+            )
+
+    def stats(self) -> ServerStats:
+        with self._lock:
+            return self._stats
 
     def guard(self, handler: _Handler) -> _Handler:
         def guarded(request: _Request, params: Mapping[str, str]) -> _Response:
@@ -529,6 +678,8 @@ class _PanelApp:
         with self._lock:
             self._counts = dict.fromkeys(_COUNT_NAMES, 0)
             self._seen.clear()
+            in_flight = self._stats.in_flight
+            self._stats = ServerStats(in_flight=in_flight, max_in_flight=in_flight)
 
     def seen_usernames(self) -> list[str]:
         with self._lock:
@@ -536,7 +687,10 @@ class _PanelApp:
 
     def pause(self, seconds: float) -> None:
         if seconds > 0:
+            began = time.perf_counter()
             self._stop.wait(seconds)
+            paused = getattr(self._paused, "seconds", 0.0)
+            self._paused.seconds = paused + time.perf_counter() - began
 
     def set_fault(self, username: str, fault: Fault | None) -> None:
         with self._lock:
@@ -549,6 +703,95 @@ class _PanelApp:
         with self._lock:
             self._faults.clear()
             self._login_fault = None
+            self._list_faults.clear()
+            self._list_items.clear()
+            self._omitted = frozenset()
+            self._list_hook = None
+
+    # -- listings
+    def set_list_fault(self, page: int, fault: Fault | None) -> None:
+        with self._lock:
+            if fault is None:
+                self._list_faults.pop(page, None)
+            else:
+                self._list_faults[page] = fault
+
+    def omit_from_listing(self, usernames: Iterable[str]) -> None:
+        with self._lock:
+            self._omitted = frozenset(usernames)
+
+    def set_list_item(self, username: str, item: object) -> None:
+        with self._lock:
+            if item is UNSET:
+                self._list_items.pop(username, None)
+            else:
+                self._list_items[username] = item
+
+    def set_list_hook(self, hook: ListHook | None) -> None:
+        with self._lock:
+            self._list_hook = hook
+
+    def begin_page(self, page: int) -> _Response | None:
+        """Run the list hook, then the page's fault: its reply, or None to list normally."""
+        with self._lock:
+            hook = self._list_hook
+            fault = self._list_faults.get(page)
+        if hook is not None:
+            hook(page)
+        return None if fault is None else self._apply(fault)
+
+    def listed_names(self, order: str = "id") -> tuple[str, ...]:
+        """The names a listing shows, omitted users left out.
+
+        `order` is "id" (insertion order) or "username", optionally prefixed
+        with "-" for descending; the result is cached until the users or the
+        omitted set change.
+        """
+        descending = order.startswith("-")
+        base = order.removeprefix("-")
+        version, names = self.users.ordered_names(by_username=base == "username")
+        with self._lock:
+            omitted = self._omitted
+            cached = self._orders.get(order)
+        if cached is not None and cached[0] == version and cached[1] is omitted:
+            return cached[2]
+        if omitted:
+            names = tuple(name for name in names if name not in omitted)
+        if descending:
+            names = names[::-1]
+        with self._lock:
+            self._orders[order] = (version, omitted, names)
+        return names
+
+    def fragments(
+        self,
+        entries: Iterable[tuple[EmulatedUser, int]],
+        kind: str,
+        render: Callable[[EmulatedUser, int], object],
+    ) -> list[str]:
+        """Each user's list item as JSON text, cached until the user changes.
+
+        `entries` come from `UserStore.entries`; an item set with
+        `set_list_item` replaces the rendered one.
+        """
+        with self._lock:
+            cache = self._fragments.setdefault(kind, {})
+            overrides = dict(self._list_items)
+        texts: list[str] = []
+        append = texts.append
+        for user, user_id in entries:
+            name = user.username
+            if overrides and name in overrides:
+                append(_dumps(overrides[name]))
+                continue
+            hit = cache.get(name)
+            if hit is not None and hit[0] is user and hit[1] == user_id:
+                append(hit[2])
+                continue
+            text = _dumps(render(user, user_id))
+            cache[name] = (user, user_id, text)
+            append(text)
+        return texts
 
     def set_login_fault(self, fault: Fault | None) -> None:
         with self._lock:
@@ -575,6 +818,8 @@ class _PanelApp:
 
     def _apply(self, fault: Fault) -> _Response | None:
         self.pause(fault.delay_s)
+        if fault.disconnect:
+            return _DISCONNECT
         status = 200 if fault.status is None else fault.status
         if fault.raw_body is not None:
             raw = fault.raw_body.encode() if isinstance(fault.raw_body, str) else fault.raw_body
@@ -593,8 +838,15 @@ class _EylandooApp(_PanelApp):
 
     kind = "eylandoo"
 
-    def __init__(self, *args: Any, shape: EylandooShape = "flat", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        shape: EylandooShape = "flat",
+        list_shape: EylandooListShape = "users",
+        **kwargs: Any,
+    ) -> None:
         self.default_shape: EylandooShape = shape
+        self.list_shape: EylandooListShape = list_shape
         self._shapes: dict[str, EylandooShape] = {}
         super().__init__(*args, **kwargs)
 
@@ -635,8 +887,48 @@ class _EylandooApp(_PanelApp):
         return _json({"success": True, "message": "Panel is online", "timestamp": _CREATED_AT})
 
     def list_all(self, request: _Request, params: Mapping[str, str]) -> _Response:
+        """Everyone at once, in the configured `list_shape` (no paging, no parameters)."""
         self.count("list_pages")
-        return _json({"success": True, "users": [_eylandoo_fields(u) for u in self.users.all()]})
+        faulted = self.begin_page(1)
+        if faulted is not None:
+            return faulted
+        names = self.listed_names()
+        shape = self.list_shape
+        if shape == "users":
+            return _json_text('{"success":true,"users":' + self._items(names, "flat") + "}")
+        if shape == "data.users":
+            users = self.users.entries(names)
+            active = sum(user.enabled for user, _ in users)
+            return _json_text(
+                '{"status":"success","data":{"users":'
+                + self._items(names, "old")
+                + f',"total_count":{len(names)},"active_count":{active},"online_count":0}}}}'
+            )
+        # Main-key shapes: every fourth user is the main admin's, the rest are
+        # spread over the sub-admins ("sub_admins": no main-admin users at all).
+        kind = "updown" if shape == "main_admin_users" else "flat"
+        groups = _SUB_ADMINS if shape == "sub_admins" else _SUB_ADMINS + 1
+        spread = [names[i::groups] for i in range(groups)]
+        own = [] if shape == "sub_admins" else spread.pop(0)
+        if shape == "main_admin_users":
+            subs = [
+                f'{{"sub_admin_id":{i + 1},"sub_admin_username":"reseller{i + 1}",'
+                f'"users":{self._items(part, kind)}}}'
+                for i, part in enumerate(spread)
+            ]
+            head = '{"success":true,"main_admin_users":' + self._items(own, kind)
+        else:
+            subs = [
+                f'{{"id":{i + 1},"username":"reseller{i + 1}","users":{self._items(part, kind)}}}'
+                for i, part in enumerate(spread)
+            ]
+            head = '{"success":true'
+            if shape == "main_admin":
+                head += ',"main_admin":{"users":' + self._items(own, kind) + "}"
+        return _json_text(head + ',"sub_admins":' + _array(subs) + "}")
+
+    def _items(self, names: Sequence[str], kind: str) -> str:
+        return _array(self.fragments(self.users.entries(names), kind, _EYLANDOO_ITEMS[kind]))
 
     def get_user(self, request: _Request, params: Mapping[str, str]) -> _Response:
         username = params["username"]
@@ -645,7 +937,29 @@ class _EylandooApp(_PanelApp):
         return self.user_reply(username, lambda user: _json(_eylandoo_reply(user, shape)))
 
 
-def _eylandoo_fields(user: EmulatedUser) -> dict[str, object]:
+def _eylandoo_old_item(user: EmulatedUser, user_id: int = 0) -> dict[str, object]:
+    """A `list_all` item of the Oct-2025 `data.users` shape: usage in `data_used`."""
+    return {
+        "username": user.username,
+        "status": "active" if user.enabled else "disabled",
+        "max_clients": 1,
+        "data_used": user.used,
+        "data_limit": user.data_limit,
+        "expiry_date": None,
+        "online": False,
+        "sub_admin": None,
+        "created_at": _CREATED_AT,
+    }
+
+
+def _eylandoo_updown_item(user: EmulatedUser, user_id: int = 0) -> dict[str, object]:
+    """A v1.1.6 `list_all` item: `upload_bytes` + `download_bytes`, no total."""
+    fields = _eylandoo_fields(user)
+    del fields["total_traffic_bytes"]
+    return fields
+
+
+def _eylandoo_fields(user: EmulatedUser, user_id: int = 0) -> dict[str, object]:
     return {
         "username": user.username,
         "upload_bytes": user.upload,
@@ -662,6 +976,13 @@ def _eylandoo_fields(user: EmulatedUser) -> dict[str, object]:
         "activation_type": "fixed_date",
         "notes": "",
     }
+
+
+_EYLANDOO_ITEMS: Final[dict[str, Callable[[EmulatedUser, int], object]]] = {
+    "flat": _eylandoo_fields,
+    "updown": _eylandoo_updown_item,
+    "old": _eylandoo_old_item,
+}
 
 
 def _eylandoo_reply(user: EmulatedUser, shape: EylandooShape) -> dict[str, object]:
@@ -750,17 +1071,43 @@ class _MarzbanApp(_BearerApp):
         router.add("GET", "/api/user/{username}", self.guard(self.get_user))
 
     def get_user(self, request: _Request, params: Mapping[str, str]) -> _Response:
-        return self.user_reply(params["username"], lambda user: _json(_marzban_user(user)))
+        return self.user_reply(
+            params["username"],
+            lambda user: _json(_marzban_user(user, self.users.id_of(user.username))),
+        )
 
     def list_users(self, request: _Request, params: Mapping[str, str]) -> _Response:
+        """`{users, total}`: `offset`/`limit` (no limit, or 0: everyone) over `sort`.
+
+        The page number the listing hooks see is `offset // limit + 1`.
+        """
         self.count("list_pages")
         bounds = _non_negative_ints(request, "offset", "limit")
         if isinstance(bounds, _Response):
             return bounds
         offset, limit = bounds.get("offset", 0), bounds.get("limit", 0)
-        users = self.users.all()
-        page = users[offset : offset + limit] if limit else users[offset:]
-        return _json({"users": [_marzban_user(u) for u in page], "total": len(users)})
+        keys = [key for key in (request.param("sort") or "").split(",") if key]
+        for key in keys:
+            if key.removeprefix("-") not in _MARZBAN_SORTS:
+                return _json({"detail": f'"{key}" is not a valid sort option'}, 400)
+        faulted = self.begin_page(offset // limit + 1 if limit else 1)
+        if faulted is not None:
+            return faulted
+        names = self._sorted(keys[0] if keys else "id")
+        page = names[offset : offset + limit] if limit else names[offset:]
+        items = self.fragments(self.users.entries(page), "marzban", _marzban_user)
+        return _json_text('{"users":' + _array(items) + f',"total":{len(names)}}}')
+
+    def _sorted(self, key: str) -> tuple[str, ...]:
+        descending, field = key.startswith("-"), key.removeprefix("-")
+        if field in ("username", "created_at", "id"):
+            base = "username" if field == "username" else "id"
+            return self.listed_names(("-" if descending else "") + base)
+        names = self.listed_names()
+        used = {user.username: user.used for user, _ in self.users.entries(names)}
+        if field == "used_traffic":
+            return tuple(sorted(names, key=lambda n: used.get(n, 0), reverse=descending))
+        return names  # data_limit / expire: the emulator's users all tie
 
 
 def _non_negative_ints(request: _Request, *names: str) -> dict[str, int] | _Response:
@@ -775,18 +1122,17 @@ def _non_negative_ints(request: _Request, *names: str) -> dict[str, int] | _Resp
     return values
 
 
-def _marzban_user(user: EmulatedUser) -> dict[str, object]:
+def _marzban_user(user: EmulatedUser, user_id: int = 0) -> dict[str, object]:
+    """A full Marzban `UserResponse`, links and subscription URL included (~1.3 kB)."""
+    key = _stable_uuid(user.username)
+    name = quote(user.username, safe="")
+    host = "panel.example.com"
     return {
-        "username": user.username,
-        "status": "active" if user.enabled else "disabled",
-        "used_traffic": user.used,
-        "lifetime_used_traffic": user.lifetime,
+        "proxies": {"vless": {"id": str(key), "flow": "xtls-rprx-vision"}},
+        "expire": None,
         "data_limit": user.data_limit or None,
         "data_limit_reset_strategy": "no_reset",
-        "expire": None,
-        "proxies": {"vless": {"id": str(_stable_uuid(user.username)), "flow": ""}},
-        "inbounds": {"vless": ["VLESS TCP"]},
-        "excluded_inbounds": {"vless": []},
+        "inbounds": {"vless": ["VLESS TCP REALITY"]},
         "note": "",
         "sub_updated_at": None,
         "sub_last_user_agent": None,
@@ -794,11 +1140,29 @@ def _marzban_user(user: EmulatedUser) -> dict[str, object]:
         "on_hold_expire_duration": None,
         "on_hold_timeout": None,
         "auto_delete_in_days": None,
-        "created_at": _CREATED_AT,
-        "links": [],
-        "subscription_url": f"/sub/{_stable_uuid(user.username).hex}",
-        "admin": {"username": "admin", "is_sudo": True, "users_usage": 0},
         "next_plan": None,
+        "username": user.username,
+        "status": "active" if user.enabled else "disabled",
+        "used_traffic": user.used,
+        "lifetime_used_traffic": user.lifetime,
+        "created_at": _CREATED_AT,
+        "links": [
+            f"vless://{key}@{host}:443?security=reality&type=tcp&headerType=&flow="
+            f"xtls-rprx-vision&path=&host=&sni=www.example.com&fp=chrome"
+            f"&pbk=SbVKOEMjK0sIlbwg4akyBg5mL5KZwwB-ed4eEE7YnRc&sid={key.hex[:8]}"
+            f"#{name}%20%F0%9F%9A%80%20VLESS%20TCP%20REALITY",
+            f"vless://{key}@{host}:8443?security=tls&type=ws&path=%2Fws&host={host}"
+            f"&sni={host}&fp=chrome#{name}%20VLESS%20WS%20TLS",
+        ],
+        "subscription_url": f"https://{host}/sub/{key.hex}{key.hex[:16]}",
+        "excluded_inbounds": {"vless": []},
+        "admin": {
+            "username": "admin",
+            "is_sudo": True,
+            "telegram_id": None,
+            "discord_webhook": None,
+            "users_usage": 0,
+        },
     }
 
 
@@ -816,11 +1180,16 @@ class _MarzneshinApp(_BearerApp):
         return {"access_token": token, "is_sudo": True, "token_type": "bearer"}
 
     def get_user(self, request: _Request, params: Mapping[str, str]) -> _Response:
-        return self.user_reply(params["username"], lambda user: _json(self.user_body(user)))
+        return self.user_reply(
+            params["username"],
+            lambda user: _json(self.user_body(user, self.users.id_of(user.username))),
+        )
 
-    def user_body(self, user: EmulatedUser) -> dict[str, object]:
+    @staticmethod
+    def user_body(user: EmulatedUser, user_id: int) -> dict[str, object]:
+        key = _stable_uuid(user.username)
         return {
-            "id": self.users.id_of(user.username),
+            "id": user_id,
             "username": user.username,
             "used_traffic": user.used,
             "lifetime_used_traffic": user.lifetime,
@@ -838,15 +1207,23 @@ class _MarzneshinApp(_BearerApp):
             "data_limit_reached": bool(user.data_limit) and user.used >= user.data_limit,
             "online_at": None,
             "sub_updated_at": None,
+            "sub_last_user_agent": None,
+            "sub_revoked_at": None,
             "created_at": _CREATED_AT,
             "service_ids": [1],
             "owner_username": "admin",
-            "subscription_url": f"/sub/{user.username}/{_stable_uuid(user.username).hex}",
-            "key": _stable_uuid(user.username).hex,
+            "subscription_url": f"/sub/{quote(user.username, safe='')}/{key.hex}",
+            "key": key.hex,
             "note": None,
         }
 
     def list_users(self, request: _Request, params: Mapping[str, str]) -> _Response:
+        """fastapi-pagination's `Page`: `page` >= 1, `size` 1..100 (422 beyond).
+
+        `order_by=username` and `descending` sort the listing; without
+        `order_by` (or with another order, on which the emulator's users
+        tie) users come in id order.
+        """
         self.count("list_pages")
         bounds = _non_negative_ints(request, "page", "size")
         if isinstance(bounds, _Response):
@@ -861,25 +1238,34 @@ class _MarzneshinApp(_BearerApp):
             return _json(
                 {"detail": {"size": "ensure this value is less than or equal to 100"}}, 422
             )
-        users = self.users.all()
-        items = users[(page - 1) * size : page * size]
-        pages = math.ceil(len(users) / size)
-        base = "/api/users"
-        return _json(
-            {
-                "items": [self.user_body(u) for u in items],
-                "total": len(users),
-                "page": page,
-                "size": size,
-                "pages": pages,
-                "links": {
-                    "first": f"{base}?page=1&size={size}",
-                    "last": f"{base}?page={max(pages, 1)}&size={size}",
-                    "self": f"{base}?page={page}&size={size}",
-                    "next": f"{base}?page={page + 1}&size={size}" if page < pages else None,
-                    "prev": f"{base}?page={page - 1}&size={size}" if page > 1 else None,
-                },
-            }
+        order_by = request.param("order_by")
+        if order_by is not None and order_by not in _MARZNESHIN_ORDERS:
+            return _json({"detail": {"order_by": "value is not a valid enumeration member"}}, 422)
+        faulted = self.begin_page(page)
+        if faulted is not None:
+            return faulted
+        descending = (request.param("descending") or "").lower() in ("true", "1")
+        base = "username" if order_by == "username" else "id"
+        names = self.listed_names(("-" if descending else "") + base)
+        listed = self.users.entries(names[(page - 1) * size : page * size])
+        items = self.fragments(listed, "marzneshin", self.user_body)
+        pages = math.ceil(len(names) / size)
+        query = f"size={size}" + (f"&order_by={order_by}" if order_by else "")
+        link = "/api/users?page={}&" + query
+        links = {
+            "first": link.format(1),
+            "last": link.format(max(pages, 1)),
+            "self": link.format(page),
+            "next": link.format(page + 1) if page < pages else None,
+            "prev": link.format(page - 1) if page > 1 else None,
+        }
+        return _json_text(
+            '{"items":'
+            + _array(items)
+            + f',"total":{len(names)},"page":{page},"size":{size},"pages":{pages},'
+            + '"links":'
+            + _dumps(links)
+            + "}"
         )
 
 
@@ -894,8 +1280,11 @@ class _XuiApp(_PanelApp):
 
     kind = "xui"
 
-    def __init__(self, *args: Any, version: XuiVersion = 2, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, version: XuiVersion = 2, inbounds: int = 3, **kwargs: Any
+    ) -> None:
         self.version = version
+        self.inbound_count = inbounds
         self._sessions: dict[str, _XuiSession] = {}
         self._issued: list[str] = []
         super().__init__(*args, **kwargs)
@@ -1005,14 +1394,17 @@ class _XuiApp(_PanelApp):
 
     def traffic(self, request: _Request, params: Mapping[str, str]) -> _Response:
         def render(user: EmulatedUser) -> _Response:
-            return _json({"success": True, "msg": "", "obj": self.client_traffic(user)})
+            record = self.client_traffic(user, self.users.id_of(user.username))
+            return _json({"success": True, "msg": "", "obj": record})
 
         return self.user_reply(params["email"], render)
 
-    def client_traffic(self, user: EmulatedUser) -> dict[str, object]:
+    def client_traffic(
+        self, user: EmulatedUser, user_id: int, inbound_id: int = 1
+    ) -> dict[str, object]:
         record: dict[str, object] = {
-            "id": self.users.id_of(user.username),
-            "inboundId": 1,
+            "id": user_id,
+            "inboundId": inbound_id,
             "enable": user.enabled,
             "email": user.username,
             "up": user.upload,
@@ -1031,29 +1423,73 @@ class _XuiApp(_PanelApp):
         return record
 
     def inbounds(self, request: _Request, params: Mapping[str, str]) -> _Response:
+        """Every inbound with its clients in `settings` and their traffic in `clientStats`.
+
+        Users are spread over `inbound_count` inbounds in consecutive blocks;
+        v2 carries `settings` as a JSON string, v3 as an object.
+        """
         self.count("list_pages")
-        users = self.users.all()
-        clients = [
-            {"id": str(_stable_uuid(u.username)), "email": u.username, "enable": u.enabled}
-            for u in users
+        faulted = self.begin_page(1)
+        if faulted is not None:
+            return faulted
+        names = self.listed_names()
+        count = max(1, self.inbound_count)
+        block = max(1, math.ceil(len(names) / count))
+        inbounds = [
+            self._inbound(number + 1, names[number * block : (number + 1) * block])
+            for number in range(count)
         ]
-        settings = {"clients": clients, "decryption": "none"}
-        inbound = {
-            "id": 1,
-            "up": sum(u.upload for u in users),
-            "down": sum(u.download for u in users),
+        return _json_text('{"success":true,"msg":"","obj":' + _array(inbounds) + "}")
+
+    def _inbound(self, inbound_id: int, names: Sequence[str]) -> str:
+        users = self.users.entries(names)
+        stats = self.fragments(
+            users, f"stats-{inbound_id}", lambda u, i: self.client_traffic(u, i, inbound_id)
+        )
+        clients = self.fragments(users, "client", _xui_client)
+        settings = '{"clients":' + _array(clients) + ',"decryption":"none","fallbacks":[]}'
+        up = down = settled = 0
+        for user, _ in users:
+            up, down, settled = up + user.upload, down + user.download, settled + user.settled
+        fields = {
+            "id": inbound_id,
+            "up": up,
+            "down": down,
             "total": 0,
-            "remark": "emulated",
+            "allTime": settled + up + down,
+            "remark": f"emulated-{inbound_id}",
             "enable": True,
             "expiryTime": 0,
+            "trafficReset": "never",
+            "lastTrafficResetTime": 0,
             "listen": "",
-            "port": 443,
+            "port": 442 + inbound_id,
             "protocol": "vless",
-            "settings": json.dumps(settings) if self.version < 3 else settings,
-            "tag": "inbound-443",
-            "clientStats": [self.client_traffic(u) for u in users],
+            "streamSettings": '{"network":"tcp","security":"reality"}',
+            "tag": f"inbound-{442 + inbound_id}",
+            "sniffing": '{"enabled":true,"destOverride":["http","tls"]}',
         }
-        return _json({"success": True, "msg": "", "obj": [inbound]})
+        head = _dumps(fields)[:-1]
+        encoded = _dumps(settings) if self.version < 3 else settings
+        return head + ',"settings":' + encoded + ',"clientStats":' + _array(stats) + "}"
+
+
+def _xui_client(user: EmulatedUser, user_id: int = 0) -> dict[str, object]:
+    """A client as 3x-ui keeps it in an inbound's `settings.clients`."""
+    key = _stable_uuid(user.username)
+    return {
+        "id": str(key),
+        "flow": "xtls-rprx-vision",
+        "email": user.username,
+        "limitIp": 0,
+        "totalGB": user.data_limit,
+        "expiryTime": 0,
+        "enable": user.enabled,
+        "tgId": "",
+        "subId": key.hex[:16],
+        "comment": "",
+        "reset": 0,
+    }
 
 
 def _stable_uuid(name: str) -> uuid.UUID:
@@ -1081,6 +1517,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        # As real servers do: a reply's last partial segment must not wait for
+        # the client's delayed ACK (Nagle), which costs ~40 ms per request.
+        with suppress(OSError):
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server.track(self.connection)
 
     def finish(self) -> None:
@@ -1114,16 +1554,30 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._write(_json({"detail": "Bad Content-Length"}, 400))
             return
-        body = self.rfile.read(length) if length else b""
-        target = urlsplit(self.path)
-        request = _Request(
-            method=self.command,
-            path=target.path,
-            query=parse_qs(target.query, keep_blank_values=True),
-            headers=self.headers,
-            body=body,
-        )
-        self._write(self.server.app.handle(request))
+        app = self.server.app
+        began = time.perf_counter()
+        app.enter()
+        written, write_s = 0, 0.0
+        try:
+            body = self.rfile.read(length) if length else b""
+            target = urlsplit(self.path)
+            request = _Request(
+                method=self.command,
+                path=target.path,
+                query=parse_qs(target.query, keep_blank_values=True),
+                headers=self.headers,
+                body=body,
+            )
+            response = app.handle(request)
+            if response is _DISCONNECT:
+                self.close_connection = True
+                _hang_up(self.connection)
+                return
+            writing = time.perf_counter()
+            self._write(response)
+            written, write_s = len(response.body), time.perf_counter() - writing
+        finally:
+            app.leave(time.perf_counter() - began, write_s, written)
 
     def _write(self, response: _Response) -> None:
         self.send_response(response.status)
@@ -1133,6 +1587,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(response.body)
+        self.wfile.flush()
 
     def log_message(self, format: str, *args: Any) -> None:
         """Stay quiet: request lines are not worth a log line here."""
@@ -1140,6 +1595,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
 class _EmulatorServer(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog of 5 drops connection bursts from a
+    # concurrent client (each drop costs a 1 s SYN retransmit).
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], app: _PanelApp) -> None:
         self.app = app
@@ -1191,6 +1649,9 @@ class PanelEmulator:
         base_path: 3x-ui web base path, e.g. "/secret"; every route sits under it.
         latency_s: Delay added to every request.
         eylandoo_shape: Default Eylandoo user reply: "flat", "user_info" or "old".
+        list_shape: Eylandoo `list_all` reply: "users", "data.users", "main_admin",
+            "main_admin_users" or "sub_admins" (see `EylandooListShape`).
+        xui_inbounds: How many inbounds 3x-ui spreads its clients over.
         host: Interface to bind.
         port: Port to bind; 0 picks a free one.
 
@@ -1209,6 +1670,8 @@ class PanelEmulator:
         base_path: str = "",
         latency_s: float = 0.0,
         eylandoo_shape: EylandooShape = "flat",
+        list_shape: EylandooListShape = "users",
+        xui_inbounds: int = 3,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -1218,6 +1681,10 @@ class PanelEmulator:
             raise ValueError(f"xui_version must be 2 or 3, not {xui_version!r}")
         if eylandoo_shape not in EYLANDOO_SHAPES:
             raise ValueError(f"eylandoo_shape must be one of {EYLANDOO_SHAPES}")
+        if list_shape not in EYLANDOO_LIST_SHAPES:
+            raise ValueError(f"list_shape must be one of {EYLANDOO_LIST_SHAPES}")
+        if xui_inbounds < 1:
+            raise ValueError("xui_inbounds must be at least 1")
         self.kind: PanelKind = kind
         self.base_path = _normalise_base_path(base_path) if kind == "xui" else ""
         self.users = UserStore(users)
@@ -1227,9 +1694,9 @@ class PanelEmulator:
         app_args = (self.users, credentials, self._stop, self.base_path)
         self._app: _PanelApp
         if kind == "eylandoo":
-            self._app = _EylandooApp(*app_args, shape=eylandoo_shape)
+            self._app = _EylandooApp(*app_args, shape=eylandoo_shape, list_shape=list_shape)
         elif kind == "xui":
-            self._app = _XuiApp(*app_args, version=xui_version)
+            self._app = _XuiApp(*app_args, version=xui_version, inbounds=xui_inbounds)
         else:
             self._app = _APPS[kind](*app_args)
         self._app.latency_s = latency_s
@@ -1305,8 +1772,12 @@ class PanelEmulator:
         return self._app.counts()
 
     def reset_counts(self) -> None:
-        """Zero the request counters and forget the usernames seen."""
+        """Zero the request counters and `stats()`, and forget the usernames seen."""
         self._app.reset_counts()
+
+    def stats(self) -> ServerStats:
+        """The emulator's own throughput: requests served, most in flight, busy seconds."""
+        return self._app.stats()
 
     @property
     def seen_usernames(self) -> list[str]:
@@ -1356,6 +1827,50 @@ class PanelEmulator:
     def invalidate_sessions(self) -> None:
         """Expire every issued bearer token or 3x-ui session, as a panel restart would."""
         self._app.invalidate_sessions()
+
+    # -- listings
+    def set_list_fault(self, page: int, fault: Fault | None) -> None:
+        """Make listing page `page` (1-based) misbehave as `fault` says; None restores it.
+
+        Marzban's page number is `offset // limit + 1`, Marzneshin's is `page`;
+        the unpaged listings (Eylandoo, 3x-ui) are page 1.
+        """
+        self._app.set_list_fault(page, fault)
+
+    def omit_from_listing(self, usernames: Iterable[str]) -> None:
+        """Leave these users out of the listings (single reads still find them)."""
+        self._app.omit_from_listing(usernames)
+
+    def set_list_item(self, username: str, item: object) -> None:
+        """Show `item` (any JSON value) in the listings in place of the user's own item."""
+        self._app.set_list_item(username, item)
+
+    def clear_list_item(self, username: str) -> None:
+        """List the user's own item again."""
+        self._app.set_list_item(username, UNSET)
+
+    def set_list_hook(self, hook: ListHook | None) -> None:
+        """Run `hook(page)` before each listing page is built (None removes it).
+
+        The hook may change `users`, e.g. to emulate users added or deleted
+        while a client pages through the listing.
+        """
+        self._app.set_list_hook(hook)
+
+    @property
+    def list_shape(self) -> EylandooListShape:
+        """Eylandoo only: the `list_all` reply shape."""
+        if not isinstance(self._app, _EylandooApp):
+            raise TypeError("list shapes exist only on the Eylandoo emulator")
+        return self._app.list_shape
+
+    @list_shape.setter
+    def list_shape(self, shape: EylandooListShape) -> None:
+        if not isinstance(self._app, _EylandooApp):
+            raise TypeError("list shapes exist only on the Eylandoo emulator")
+        if shape not in EYLANDOO_LIST_SHAPES:
+            raise ValueError(f"list_shape must be one of {EYLANDOO_LIST_SHAPES}")
+        self._app.list_shape = shape
 
 
 def _normalise_base_path(base_path: str) -> str:
@@ -1435,15 +1950,19 @@ class EmulatorFleet:
 
 
 __all__ = [
+    "EYLANDOO_LIST_SHAPES",
     "EYLANDOO_SHAPES",
     "PANEL_KINDS",
     "EmulatedUser",
     "EmulatorFleet",
+    "EylandooListShape",
     "EylandooShape",
     "Fault",
+    "ListHook",
     "PanelEmulator",
     "PanelKind",
     "RequestCounts",
+    "ServerStats",
     "UserStore",
     "XuiVersion",
     "split_total",

@@ -41,6 +41,13 @@ class Settings:
             summary (`USAGE_SYNC_STATE_DIR`); by default a directory in the
             system's temporary directory named after the database, so that every
             process using one database shares it.
+        fanout: With Redis, split each run into one job per panel plus a final
+            job for the reseller totals (`USAGE_SYNC_FANOUT=panel`).
+        panel_budget_s: Seconds one panel may take in a full sync
+            (`USAGE_SYNC_PANEL_BUDGET`), so a slow panel never holds up the rest.
+        panel_concurrency: Requests in flight per panel during a full sync
+            (`USAGE_SYNC_PANEL_CONCURRENCY`), unless a panel's `extra.sync_concurrency`
+            says otherwise.
     """
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -53,6 +60,9 @@ class Settings:
     redis_url: Secret | None = None
     queue_name: str = "usage-sync"
     state_dir: Path | None = None
+    fanout: bool = False
+    panel_budget_s: float = 120.0
+    panel_concurrency: int = 4
 
     @property
     def embedded(self) -> bool:
@@ -98,13 +108,14 @@ class Settings:
         if log_level not in ("DEBUG", "INFO", "NOTICE", "WARNING", "ERROR", "CRITICAL"):
             msg = f"USAGE_SYNC_LOG_LEVEL={log_level!r} is not a log level"
             raise ConfigurationError(msg)
-        timeout_text = get("HTTP_TIMEOUT") or "15"
-        try:
-            timeout = float(timeout_text)
-        except ValueError:
-            timeout = -1.0
-        if not 0 < timeout <= 600:
-            msg = f"USAGE_SYNC_HTTP_TIMEOUT must be seconds in (0, 600], not {timeout_text!r}"
+        timeout = _number(get("HTTP_TIMEOUT") or "15", "USAGE_SYNC_HTTP_TIMEOUT", 0.1, 600)
+        budget = _number(get("PANEL_BUDGET") or "120", "USAGE_SYNC_PANEL_BUDGET", 1, 540)
+        concurrency = int(
+            _number(get("PANEL_CONCURRENCY") or "4", "USAGE_SYNC_PANEL_CONCURRENCY", 1, 64)
+        )
+        fanout = (get("FANOUT") or "off").lower()
+        if fanout not in ("off", "panel"):
+            msg = f"USAGE_SYNC_FANOUT must be 'off' or 'panel', not {fanout!r}"
             raise ConfigurationError(msg)
         app_key = get("APP_KEY")
         redis_url = get("REDIS_URL")
@@ -120,4 +131,18 @@ class Settings:
             redis_url=Secret(redis_url) if redis_url else None,
             queue_name=get("QUEUE") or "usage-sync",
             state_dir=Path(state_dir) if state_dir else None,
+            fanout=fanout == "panel",
+            panel_budget_s=budget,
+            panel_concurrency=concurrency,
         )
+
+
+def _number(text: str, name: str, low: float, high: float) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        msg = f"{name} must be a number from {low:g} to {high:g}, not {text!r}"
+        raise ConfigurationError(msg)
+    return value

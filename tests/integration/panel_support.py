@@ -34,8 +34,12 @@ def panel_for(
     api_key: str | None = API_KEY,
     panel_type: str | None = None,
     verify_tls: bool = True,
+    extra: Mapping[str, object] | None = None,
 ) -> Panel:
-    """A `panels` row pointing at `emulator`, with the test credentials."""
+    """A `panels` row pointing at `emulator`, with the test credentials.
+
+    `extra` adds keys to the row's `extra` JSON, e.g. `sync_concurrency`.
+    """
     return Panel(
         id=1,
         name=f"emulated {emulator.kind}",
@@ -44,7 +48,7 @@ def panel_for(
         username=ADMIN,
         password=Secret(password) if password is not None else None,
         api_token=Secret(api_key) if api_key is not None else None,
-        extra={"verify_tls": verify_tls},
+        extra={"verify_tls": verify_tls, **(extra or {})},
     )
 
 

@@ -287,22 +287,25 @@ def wait_for(
         time.sleep(interval)
 
 
+# Loggers that `configure_logging` (root, httpx, httpcore) and RQ's own set-up change.
+_TOUCHED_LOGGERS = ("", "httpx", "httpcore", "rq.worker", "rq.job", "rq.cron")
+
+
 @contextmanager
-def restored_root_logging() -> Iterator[None]:
-    """Undo `configure_logging` on exit: its root handler closed, levels restored."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    noisy = {name: logging.getLogger(name).level for name in ("httpx", "httpcore")}
+def restored_logging() -> Iterator[None]:
+    """Undo what `configure_logging` and an in-process RQ worker do to the loggers."""
+    loggers = [logging.getLogger(name or None) for name in _TOUCHED_LOGGERS]
+    saved = [(lg, list(lg.handlers), lg.level, lg.propagate) for lg in loggers]
     try:
         yield
     finally:
-        for handler in [h for h in root.handlers if h not in handlers]:
-            root.removeHandler(handler)
-            with suppress(Exception):
-                handler.close()
-        root.setLevel(level)
-        for name, old in noisy.items():
-            logging.getLogger(name).setLevel(old)
+        for lg, handlers, level, propagate in saved:
+            for handler in [h for h in lg.handlers if h not in handlers]:
+                lg.removeHandler(handler)
+                with suppress(Exception):
+                    handler.close()
+            lg.setLevel(level)
+            lg.propagate = propagate
 
 
 @contextmanager

@@ -763,7 +763,7 @@ class TestEmulator:
         assert too_big == 422
 
     def test_xui_inbounds_carry_client_stats(self, start: StartEmulator) -> None:
-        """`inbounds/list` returns every client's traffic in `clientStats`."""
+        """`inbounds/list` returns every client's traffic in its inbound's `clientStats`."""
         panel = start("xui", base_path="/base/", users={"a@x": 4, "b@x": 8})
         with httpx.Client(base_url=panel.url) as raw:
             login = raw.post("/login", json={"username": ADMIN, "password": PASSWORD})
@@ -771,8 +771,9 @@ class TestEmulator:
         assert login.headers["set-cookie"].endswith(
             "Path=/base; Max-Age=21600; HttpOnly; SameSite=Lax"
         )
-        stats = inbounds[0]["clientStats"]
+        stats = [c for inbound in inbounds for c in inbound["clientStats"]]
         assert [(c["email"], c["up"] + c["down"]) for c in stats] == [("a@x", 4), ("b@x", 8)]
+        assert [c["inboundId"] for c in stats] == [inbound["id"] for inbound in inbounds[:2]]
 
     def test_v3_login_without_csrf_token_is_forbidden(self, start: StartEmulator) -> None:
         """The v3 emulator refuses a login that skips the CSRF token, as 3x-ui does."""

@@ -26,6 +26,7 @@ from usage_adapters.sql.store import (
     SqlResellerRepository,
     SqlSettingsRepository,
 )
+from usage_adapters.sql.sync_store import SqlSyncStore
 from usage_core.errors import CredentialsError, StoreError, SupersededReadingError
 from usage_core.interval import INTERVAL_SETTING_KEY
 from usage_core.ledger import LedgerState
@@ -297,3 +298,69 @@ class TestResellers:
         """With HEAD's column, admin_forgiven_bytes is read."""
         reseller = insert_reseller(original_db_head.engine, admin_forgiven_bytes=300)
         assert SqlResellerRepository(original_db_head.engine).forgiven_bytes(reseller) == 300
+
+
+class TestSyncStore:
+    """`SqlSyncStore` reads a run's work in a few queries and writes in guarded batches."""
+
+    def test_load_sync_work(self, original_db_head) -> None:
+        """Active traffic resellers, all their non-deleted configs, forgiveness included."""
+        db = original_db_head
+        keep = insert_reseller(db.engine, traffic_used_bytes=5, admin_forgiven_bytes=2)
+        skip = insert_reseller(db.engine, status="suspended")
+        active = insert_config(db.engine, reseller_id=keep, external_username="a")
+        disabled = insert_config(
+            db.engine, reseller_id=keep, external_username="b", status="disabled"
+        )
+        insert_config(db.engine, reseller_id=keep, external_username="c", deleted_at="2025-11-05")
+        insert_config(db.engine, reseller_id=skip, external_username="d")
+        work = SqlSyncStore(db.engine).load_sync_work()
+        assert [(r.id, r.used_bytes, r.forgiven_bytes) for r in work.resellers] == [(keep, 5, 2)]
+        assert [i.config.id for i in work.items] == [active, disabled]
+
+    def test_batch_write_skips_rows_changed_underneath(self, original_db) -> None:
+        """Rows still as read are written in one batch; a row the app changed is not."""
+        db = original_db
+        reseller = insert_reseller(db.engine)
+        metas = [None, "[]", {"settled_usage_bytes": 7, "x": "y"}, {LAST_COUNTER_KEY: 50}]
+        ids = [
+            insert_config(
+                db.engine, reseller_id=reseller, external_username=f"u{i}", usage_bytes=50, meta=m
+            )
+            for i, m in enumerate(metas)
+        ]
+        raced = insert_config(db.engine, reseller_id=reseller, external_username="r", usage_bytes=9)
+        store = SqlSyncStore(db.engine)
+        work = store.load_sync_work()
+        with db.engine.begin() as conn:
+            conn.execute(
+                text("UPDATE reseller_configs SET usage_bytes = 0 WHERE id = :i"), {"i": raced}
+            )
+        writes = []
+        for item in work.items:
+            reset = item.config.id == ids[3]
+            after = (
+                LedgerState(10, item.snapshot.state.settled_bytes + 50, 10)
+                if reset
+                else LedgerState(80, item.snapshot.state.settled_bytes, 80)
+            )
+            writes.append((item.snapshot, after))
+        assert store.save_ledgers(writes) == set(ids)
+        assert [fetch_row(db.engine, "reseller_configs", i)["usage_bytes"] for i in ids] == [
+            80,
+            80,
+            80,
+            10,
+        ]
+        assert meta_of(db, ids[0]) == {LAST_COUNTER_KEY: 80}
+        assert meta_of(db, ids[1]) == {LAST_COUNTER_KEY: 80}
+        assert meta_of(db, ids[2]) == {"settled_usage_bytes": 7, "x": "y", LAST_COUNTER_KEY: 80}
+        assert meta_of(db, ids[3]) == {LAST_COUNTER_KEY: 10, SETTLED_KEY: 50}
+        assert fetch_row(db.engine, "reseller_configs", raced)["usage_bytes"] == 0
+
+    def test_totals_in_one_statement(self, original_db) -> None:
+        """`set_used_bytes_many` stores several resellers' totals."""
+        a, b = insert_reseller(original_db.engine), insert_reseller(original_db.engine)
+        SqlSyncStore(original_db.engine).set_used_bytes_many({a: 11, b: 22})
+        assert fetch_row(original_db.engine, "resellers", a)["traffic_used_bytes"] == 11
+        assert fetch_row(original_db.engine, "resellers", b)["traffic_used_bytes"] == 22

@@ -73,7 +73,14 @@ class TestSettings:
 
     @pytest.mark.parametrize(
         ("name", "value"),
-        [("TIMEZONE", "Mars/Olympus"), ("LOG_FORMAT", "xml"), ("HTTP_TIMEOUT", "soon")],
+        [
+            ("TIMEZONE", "Mars/Olympus"),
+            ("LOG_FORMAT", "xml"),
+            ("HTTP_TIMEOUT", "soon"),
+            ("PANEL_BUDGET", "9999"),
+            ("PANEL_CONCURRENCY", "0"),
+            ("FANOUT", "reseller"),
+        ],
     )
     def test_bad_values(self, name: str, value: str) -> None:
         """An unusable value is a ConfigurationError naming the variable."""

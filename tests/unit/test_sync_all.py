@@ -1,6 +1,7 @@
 """The full sync over fakes: grouping per panel, isolation of failures, totals."""
 
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import attrs
@@ -11,6 +12,7 @@ from tests.fakes import (
     InMemoryConfigs,
     InMemoryPanels,
     InMemoryResellers,
+    InMemorySyncStore,
     ScriptedPanelClients,
     ScriptedSession,
 )
@@ -61,7 +63,8 @@ def run(
     resellers = InMemoryResellers(store, dict.fromkeys(active, 0) | {9: 0}, {}, active)
     scripted = clients or ScriptedPanelClients(results)
     clock = FixedClock(datetime(2026, 11, 24, tzinfo=UTC))
-    use_case = SyncAllUsage(store, InMemoryPanels(PANELS), resellers, scripted, clock)
+    sync_store = InMemorySyncStore(store, resellers)
+    use_case = SyncAllUsage(sync_store, store, InMemoryPanels(PANELS), scripted, clock)
     return use_case, store, resellers, scripted
 
 
@@ -96,40 +99,55 @@ class TestSyncAll:
         assert resellers.used == {1: 5, 9: 0}
 
     def test_failures_do_not_stop_the_others(self) -> None:
-        """A hard failure, a raising session and a missing panel each fail alone."""
-
-        class Exploding(ScriptedSession):
-            def fetch_usage(self, username: str) -> UsageResult:
-                if username == "boom":
-                    raise RuntimeError("unexpected")
-                return super().fetch_usage(username)
-
-        class Clients(ScriptedPanelClients):
-            def open(self, panel: Panel) -> PanelSession:
-                session = Exploding(self.results.get(panel.id, {}))
-                self.sessions.append((panel.id, session))
-                return session
-
+        """A hard failure, a missing panel and an empty username each fail alone."""
         configs = [
             cfg(1, 1, 2, "ok1"),
-            cfg(2, 1, 2, "boom"),
-            cfg(3, 1, 2, "down"),
-            cfg(4, 1, 99, "nopanel"),
-            cfg(5, 1, 2, ""),
-            cfg(6, 1, 1, "ok2"),
+            cfg(2, 1, 2, "down"),
+            cfg(3, 1, 99, "nopanel"),
+            cfg(4, 1, 2, ""),
+            cfg(5, 1, 1, "ok2"),
         ]
         results = {
             2: {"ok1": reading(10), "down": HardFailure("HTTP 502")},
             1: {"ok2": reading(20)},
         }
-        use_case, store, resellers, _ = run(configs, results, [1], Clients(results))
+        use_case, store, resellers, _ = run(configs, results, [1])
         summary = use_case()
-        assert store.rows[1].usage_bytes == 10
-        assert store.rows[6].usage_bytes == 20
-        assert summary.total("failed") == 2
-        assert summary.total("skipped") == 2
+        assert (store.rows[1].usage_bytes, store.rows[5].usage_bytes) == (10, 20)
+        assert (summary.total("failed"), summary.total("skipped")) == (1, 2)
         assert summary.total("updated") == 2
         assert resellers.used[1] == 30
+
+    def test_a_panel_that_raises_fails_only_its_configs(self) -> None:
+        """A panel whose session raises fails its own configs; other panels sync."""
+
+        class Exploding(ScriptedSession):
+            def fetch_many(self, usernames: Sequence[str]) -> dict[str, UsageResult]:
+                raise RuntimeError("unexpected")
+
+        class Clients(ScriptedPanelClients):
+            def open(self, panel: Panel) -> PanelSession:
+                cls = Exploding if panel.id == 2 else ScriptedSession
+                session = cls(self.results.get(panel.id, {}))
+                self.sessions.append((panel.id, session))
+                return session
+
+        configs = [cfg(1, 1, 2, "a"), cfg(2, 1, 2, "b"), cfg(3, 1, 1, "c")]
+        results = {1: {"c": reading(7)}}
+        use_case, store, _, clients = run(configs, results, [1], Clients(results))
+        summary = use_case()
+        assert summary.total("failed") == 2
+        assert store.rows[3].usage_bytes == 7
+        assert all(session.closed for _, session in clients.sessions)
+
+    def test_writes_are_batched(self) -> None:
+        """Changed rows are written in batches, unchanged rows not at all."""
+        configs = [cfg(i, 1, 2, f"u{i}") for i in range(1, 2502)]
+        results = {2: {f"u{i}": reading(i % 2) for i in range(1, 2502)}}
+        use_case, _, _, _ = run(configs, results, [1])
+        summary = use_case()
+        assert use_case.store.batches == [1251]  # type: ignore[attr-defined]
+        assert (summary.total("updated"), summary.total("unchanged")) == (1251, 1250)
 
     def test_reset_is_counted_and_total_kept(self) -> None:
         """A panel-side counter reset is counted and does not lower the reseller's total."""
@@ -161,7 +179,7 @@ class TestSyncAll:
             pass
 
         class Slow(ScriptedSession):
-            def fetch_usage(self, username: str) -> UsageResult:
+            def fetch_many(self, usernames: Sequence[str]) -> dict[str, UsageResult]:
                 raise JobTimeoutError
 
         class Clients(ScriptedPanelClients):
@@ -180,3 +198,20 @@ class TestSyncAll:
         seen: list[tuple[int, int]] = []
         use_case(progress=lambda done, total: seen.append((done, total)))
         assert seen[-1] == (4, 4)
+
+    def test_row_changed_under_the_batch_is_retried(self) -> None:
+        """The app's reset between the read and the batch write is kept, and growth added."""
+        configs = [cfg(1, 1, 2, "a", usage_bytes=1000, last_counter=1000)]
+        use_case, store, resellers, _ = run(configs, {2: {"a": reading(1500)}}, [1])
+        raced: list[int] = []
+
+        def app_resets(config_id: int) -> None:
+            if not raced:
+                raced.append(config_id)
+                store.put_ledger(config_id, LedgerState(0, 1000, 1000))
+
+        store.before_save = app_resets
+        summary = use_case()
+        assert store.rows[1].ledger == LedgerState(500, 1000, 1500)
+        assert summary.total("updated") == 1
+        assert resellers.used[1] == 1500

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
 from urllib.parse import quote
 
 import attrs
@@ -17,6 +18,9 @@ from usage_core.readings import HardFailure, UsageResult
 
 _DETAIL_CHARS = 200
 _DETAIL_KEYS = ("message", "detail", "msg", "error")
+OUT_OF_TIME = "the panel's time budget ran out"
+
+QueryParams = tuple[tuple[str, str | int], ...]
 
 
 def header_safe(value: str) -> bool:
@@ -77,18 +81,28 @@ class NotJson:
 
 @attrs.frozen
 class TransportProblem:
-    """A request that got no HTTP reply: refused, timed out, broken, ..."""
+    """A request that got no HTTP reply: refused, timed out, broken, ...
+
+    `out_of_time` marks a request cut short (or never sent) because its
+    batch's time budget ran out, rather than because of the panel.
+    """
 
     error: str
     message: str
     timed_out: bool
+    out_of_time: bool = False
 
     @property
     def reason(self) -> str:
         """A short, secret-free description for a `HardFailure`."""
+        if self.out_of_time:
+            return OUT_OF_TIME
         if self.timed_out:
             return f"the panel did not answer in time ({self.error})"
         return f"could not reach the panel ({self.error})"
+
+
+_OUT_OF_TIME = TransportProblem("TimeBudget", OUT_OF_TIME, timed_out=True, out_of_time=True)
 
 
 def decode_json(reply: Reply) -> object:
@@ -127,18 +141,48 @@ class HttpSession:
         *,
         headers: Mapping[str, str] | None = None,
         data: Mapping[str, str] | None = None,
+        params: QueryParams | None = None,
+        deadline: float | None = None,
+        max_bytes: int | None = None,
     ) -> Reply | TransportProblem:
-        """One request relative to the panel URL; a `Reply` or what went wrong."""
+        """One request relative to the panel URL; a `Reply` or what went wrong.
+
+        With a `deadline` (a `time.monotonic()` instant) nothing is sent once it
+        has passed, every timeout phase is cut to the time left, and a body
+        still arriving at the deadline is abandoned: each gives a
+        `TransportProblem` with `out_of_time` set. `max_bytes` replaces the
+        session's body cap (listings are much larger than user replies).
+        """
+        timeout: httpx.Timeout | None = None
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return _OUT_OF_TIME
+            timeout = _capped(self._client.timeout, left)
+        cap = self._max_body_bytes if max_bytes is None else max_bytes
         try:
-            with self._client.stream(method, path, headers=headers, data=data) as response:
-                body = bytearray()
+            with self._client.stream(
+                method,
+                path,
+                headers=headers,
+                data=data,
+                params=params,
+                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+            ) as response:
+                chunks: list[bytes] = []
+                size = 0
                 for chunk in response.iter_bytes():
-                    body += chunk
-                    if len(body) > self._max_body_bytes:
-                        del body[self._max_body_bytes :]
-                        return Reply(response.status_code, bytes(body), truncated=True)
-                return Reply(response.status_code, bytes(body))
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    if size > cap:
+                        body = b"".join(chunks)[:cap]
+                        return Reply(response.status_code, body, truncated=True)
+                    if deadline is not None and time.monotonic() >= deadline:
+                        return _OUT_OF_TIME
+                return Reply(response.status_code, b"".join(chunks))
         except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
+            if deadline is not None and time.monotonic() >= deadline:
+                return _OUT_OF_TIME
             return TransportProblem(
                 error=type(exc).__name__,
                 message=self._redactor.scrub(str(exc)) or type(exc).__name__,
@@ -192,6 +236,20 @@ class HttpSession:
         return ""
 
 
+def _capped(timeout: httpx.Timeout, left: float) -> httpx.Timeout:
+    """`timeout` with no phase longer than `left` seconds (None, unlimited, becomes `left`)."""
+
+    def cap(phase: float | None) -> float:
+        return left if phase is None else min(phase, left)
+
+    return httpx.Timeout(
+        connect=cap(timeout.connect),
+        read=cap(timeout.read),
+        write=cap(timeout.write),
+        pool=cap(timeout.pool),
+    )
+
+
 class FailingSession:
     """A session that cannot talk to its panel at all; every fetch fails the same way."""
 
@@ -201,6 +259,10 @@ class FailingSession:
     def fetch_usage(self, username: str) -> UsageResult:
         """The session's one failure."""
         return self._failure
+
+    def fetch_many(self, usernames: Sequence[str]) -> dict[str, UsageResult]:
+        """The session's one failure for every name, without a request."""
+        return dict.fromkeys(usernames, self._failure)
 
     def close(self) -> None:
         """Nothing to release."""

@@ -4,13 +4,25 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterable, Iterator, Set
+from typing import overload
 
 import attrs
 import httpx
 
+from usage_adapters.panels.bulk import (
+    NO_USERNAME,
+    Batch,
+    BulkOptions,
+    BulkSession,
+    Fetched,
+    ListingDialect,
+    Page,
+    Single,
+)
 from usage_adapters.panels.transport import (
     FetchWording,
-    HttpSession,
+    QueryParams,
     Reply,
     TransportProblem,
     decode_json,
@@ -19,7 +31,13 @@ from usage_adapters.panels.transport import (
 )
 from usage_core.log import ctx
 from usage_core.model import Panel
-from usage_core.readings import CounterReading, HardFailure, UsageResult, parse_xui_envelope
+from usage_core.readings import (
+    CounterReading,
+    HardFailure,
+    UsageResult,
+    parse_xui_client_traffic,
+    parse_xui_envelope,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -27,8 +45,47 @@ _WORDING = FetchWording.for_label("XUI", "Client Traffic")
 # 3x-ui up to 3.0.x; removed in 3.1.0 in favour of the clients API.
 LEGACY_TRAFFIC_ROUTE = "/panel/api/inbounds/getClientTraffics/"
 CLIENTS_TRAFFIC_ROUTE = "/panel/api/clients/traffic/"
+# Every version: all inbounds, each with every client's traffic in `clientStats`.
+INBOUNDS_ROUTE = "/panel/api/inbounds/list"
 # Makes 3x-ui answer 401 rather than 404 when the session is gone.
 _XHR = {"Accept": "application/json", "X-Requested-With": "XMLHttpRequest"}
+_PREVIEW = 200
+
+
+@attrs.frozen
+class _XuiListing:
+    """`GET /panel/api/inbounds/list`: the `clientStats` of every inbound, at once."""
+
+    label: str = "XUI"
+
+    def request(self, number: int) -> tuple[str, QueryParams]:
+        return INBOUNDS_ROUTE, ()
+
+    def read_page(self, decoded: object, number: int) -> Page | str:
+        if not isinstance(decoded, dict):
+            return "the reply is not a JSON object"
+        if decoded.get("success") is not True:
+            return f"the panel replied success: false: {str(decoded.get('msg'))[:_PREVIEW]}"
+        inbounds = decoded.get("obj")
+        if inbounds is None:
+            return Page([], 1)  # no inbounds at all
+        if not isinstance(inbounds, list):
+            return "the reply's obj is not a list of inbounds"
+        records: list[object] = []
+        for inbound in inbounds:
+            stats = inbound.get("clientStats") if isinstance(inbound, dict) else None
+            if isinstance(stats, list):
+                records.extend(stats)
+        return Page(records, 1)
+
+    def read_items(
+        self, items: Iterable[object], wanted: Set[str]
+    ) -> Iterator[tuple[str, UsageResult]]:
+        for item in items:
+            if isinstance(item, dict):
+                email = item.get("email")
+                if isinstance(email, str) and email in wanted:
+                    yield email, parse_xui_client_traffic(item)
 
 
 @attrs.frozen
@@ -37,7 +94,7 @@ class _Login:
     fresh: bool  # happened during the current fetch
 
 
-class XuiSession(HttpSession):
+class XuiSession(BulkSession):
     """Logs in once per session with a cookie, then reads each client's `up + down`.
 
     Login first asks `/csrf-token` (3x-ui v3) and sends the token back as
@@ -48,10 +105,20 @@ class XuiSession(HttpSession):
     a lost session answers 401; a 401 (or a 404 from the route that worked)
     triggers one re-login and retry. Refused logins are remembered as in
     `BearerSession`. Safe to share between threads.
+
+    `fetch_many` reads `inbounds/list` once (every version has it) and takes
+    each client's `up + down` from the inbounds' `clientStats`; a client in
+    several inbounds keeps its last record.
     """
 
-    def __init__(self, panel: Panel, client: httpx.Client, max_body_bytes: int) -> None:
-        super().__init__(panel, client, max_body_bytes)
+    def __init__(
+        self,
+        panel: Panel,
+        client: httpx.Client,
+        max_body_bytes: int,
+        bulk: BulkOptions | None = None,
+    ) -> None:
+        super().__init__(panel, client, max_body_bytes, bulk or BulkOptions())
         self._username = panel.username or ""
         self._password = panel.password.reveal() if panel.password else ""
         self._login_url = self._redactor.scrub(f"{panel.url.rstrip('/')}/login")
@@ -60,26 +127,63 @@ class XuiSession(HttpSession):
         self._current: int | None = None
         self._refused: HardFailure | None = None
         self._route: str | None = None
+        self._listing = _XuiListing()
 
-    def fetch_usage(self, username: str) -> UsageResult:
-        """The client's `up + down`, or a hard failure."""
+    # -- BulkSession steps
+    def _unusable(self) -> HardFailure | None:
         if not self._username or not self._password:
             return HardFailure("the panel has no admin username or password")
-        if not username:
-            return HardFailure("the config has no panel username")
-        login = self._login_for(stale=None)
+        return None
+
+    def _dialect(self) -> ListingDialect:
+        return self._listing
+
+    def _log_in_for(self, batch: Batch) -> HardFailure | None:
+        login = self._login_for(stale=None, batch=batch)
+        return login if isinstance(login, HardFailure) else None
+
+    def _get_page(self, path: str, params: QueryParams, batch: Batch) -> Fetched:
+        login = self._login_for(stale=None, batch=batch)
         if isinstance(login, HardFailure):
             return login
+        sent = self._list(path, batch)
+        if _session_lost(sent, route_known=True):
+            renewed = self._login_for(stale=login.number, batch=batch)
+            if isinstance(renewed, HardFailure):
+                return renewed
+            if renewed is not None:
+                sent = self._list(path, batch)
+        return sent
+
+    def _list(self, path: str, batch: Batch) -> Reply | TransportProblem:
+        return self.send(
+            "GET",
+            path,
+            headers=_XHR,
+            deadline=batch.deadline,
+            max_bytes=self._bulk.max_listing_bytes,
+        )
+
+    def _single(self, username: str, batch: Batch | None) -> Single:
+        """The client's `up + down`, or a hard failure."""
+        failure = self._unusable()
+        if failure is not None:
+            return Single(failure)
+        if not username:
+            return Single(NO_USERNAME)
+        login = self._login_for(stale=None, batch=batch)
+        if isinstance(login, HardFailure):
+            return Single(login)
         route_known = self._route is not None
-        sent = self._traffic(username)
-        if _session_lost(sent, route_known) and not login.fresh:
-            logger.info("XUI session expired; logging in again", extra=ctx(username=username))
-            login = self._login_for(stale=login.number)
-            if isinstance(login, HardFailure):
-                return login
-            if isinstance(sent, Reply) and sent.status == 404:
-                self._route = None  # maybe upgraded in between: look the route up again
-            sent = self._traffic(username)
+        sent = self._traffic(username, batch)
+        if _session_lost(sent, route_known) and (batch is not None or not login.fresh):
+            renewed = self._login_for(stale=login.number, batch=batch, username=username)
+            if isinstance(renewed, HardFailure):
+                return Single(renewed)
+            if renewed is not None:
+                if isinstance(sent, Reply) and sent.status == 404:
+                    self._route = None  # maybe upgraded in between: look the route up again
+                sent = self._traffic(username, batch)
         result = self.interpret(username, sent, parse_xui_envelope, _WORDING, logger)
         if isinstance(result, CounterReading):
             logger.debug(
@@ -87,16 +191,21 @@ class XuiSession(HttpSession):
                 result.path,
                 extra=ctx(username=username, usage_bytes=result.bytes),
             )
-        return result
+        unreachable = isinstance(sent, TransportProblem) and not sent.out_of_time
+        return Single(result, unreachable=unreachable)
 
-    def _traffic(self, username: str) -> Reply | TransportProblem:
+    def _traffic(self, username: str, batch: Batch | None) -> Reply | TransportProblem:
         segment = path_segment(username)
-        if self._route is not None:
-            return self.send("GET", self._route + segment, headers=_XHR)
-        sent = self.send("GET", LEGACY_TRAFFIC_ROUTE + segment, headers=_XHR)
+        deadline = batch.deadline if batch is not None else None
+        route = self._route
+        if route is not None:
+            return self.send("GET", route + segment, headers=_XHR, deadline=deadline)
+        sent = self.send("GET", LEGACY_TRAFFIC_ROUTE + segment, headers=_XHR, deadline=deadline)
         if isinstance(sent, Reply) and sent.status == 404:
-            sent = self.send("GET", CLIENTS_TRAFFIC_ROUTE + segment, headers=_XHR)
-            if isinstance(sent, Reply) and sent.ok:
+            sent = self.send(
+                "GET", CLIENTS_TRAFFIC_ROUTE + segment, headers=_XHR, deadline=deadline
+            )
+            if isinstance(sent, Reply) and sent.ok and self._route is None:
                 logger.info(
                     "XUI getClientTraffics route not found; using clients/traffic (3x-ui >= 3.1)",
                     extra=ctx(url=self._login_url),
@@ -106,25 +215,49 @@ class XuiSession(HttpSession):
             self._route = LEGACY_TRAFFIC_ROUTE
         return sent
 
-    def _login_for(self, stale: int | None) -> _Login | HardFailure:
-        """The current login, logging in when there is none or it is `stale`."""
+    @overload
+    def _login_for(self, stale: None, batch: Batch | None) -> _Login | HardFailure: ...
+
+    @overload
+    def _login_for(
+        self, stale: int, batch: Batch | None, username: str | None = None
+    ) -> _Login | HardFailure | None: ...
+
+    def _login_for(
+        self, stale: int | None, batch: Batch | None, username: str | None = None
+    ) -> _Login | HardFailure | None:
+        """The current login, logging in when there is none or it is `stale`.
+
+        Threads holding the same stale login share one re-login; within a
+        batch only one re-login is allowed (None when it was used up).
+        """
         with self._lock:
             if self._refused is not None:
                 return self._refused
             if self._current is not None and self._current != stale:
                 return _Login(self._current, fresh=False)
+            if batch is not None and batch.login_failure is not None:
+                return batch.login_failure
+            if stale is not None:
+                if batch is not None and not batch.take_relogin():
+                    return None
+                about = {"username": username} if username else {"url": self._login_url}
+                logger.info("XUI session expired; logging in again", extra=ctx(**about))
             self._current = None
-            failure = self._login()
+            failure = self._login(batch)
             if failure is not None:
+                if batch is not None:
+                    batch.login_failure = failure
                 return failure
             self._logins += 1
             self._current = self._logins
             return _Login(self._current, fresh=True)
 
-    def _login(self) -> HardFailure | None:
+    def _login(self, batch: Batch | None) -> HardFailure | None:
+        deadline = batch.deadline if batch is not None else None
         self._client.cookies.clear()
         headers = dict(_XHR)
-        csrf = self.send("GET", "/csrf-token", headers=headers)
+        csrf = self.send("GET", "/csrf-token", headers=headers, deadline=deadline)
         if isinstance(csrf, Reply):
             token = _csrf_token(csrf)
             if token is not None:
@@ -135,6 +268,7 @@ class XuiSession(HttpSession):
                 "/login",
                 data={"username": self._username, "password": self._password},
                 headers=headers,
+                deadline=deadline,
             )
         else:
             sent = csrf

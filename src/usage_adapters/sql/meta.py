@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from sqlalchemy import BigInteger, ColumnElement, Text, cast, func, literal
+from sqlalchemy import BigInteger, ColumnElement, Text, cast, func, literal, literal_column
 from sqlalchemy.dialects.postgresql import JSON as PG_JSON
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import ColumnClause
@@ -54,14 +54,22 @@ def meta_set(
     dialect: str,
     column: ColumnClause[object],
     base_is_object: bool,
-    values: Mapping[str, int],
+    values: Mapping[str, int | ColumnElement[object]],
 ) -> ColumnElement[object]:
-    """An SQL expression: `column` with `values` set at top-level keys."""
+    """An SQL expression: `column` with `values` (ints or bound parameters) set at top-level keys.
+
+    `base_is_object` false starts from an empty document (NULL, `null` or PHP's `[]`).
+    """
+
+    def number(value: int | ColumnElement[object]) -> ColumnElement[object]:
+        # PostgreSQL cannot infer a parameter's type inside jsonb_build_object.
+        return cast(literal(value) if isinstance(value, int) else value, BigInteger)
+
     if dialect == "postgresql":
         document = cast(column, Text) if base_is_object else literal("{}", Text)
         pairs: list[ColumnElement[object]] = []
         for key, value in values.items():
-            pairs += [literal(key, Text), literal(value, BigInteger)]
+            pairs += [literal(key, Text), number(value)]
         merged = cast(document, JSONB).op("||")(func.jsonb_build_object(*pairs))
         # `meta` is `json` in the app's schema; jsonb only does the merge, and
         # PostgreSQL casts json to jsonb on assignment should a site use jsonb.
@@ -69,5 +77,17 @@ def meta_set(
     base_expr: ColumnElement[object] = column if base_is_object else literal("{}", Text)
     args: list[ColumnElement[object]] = [base_expr]
     for key, value in values.items():
-        args += [literal(f"$.{key}", Text), literal(value, BigInteger)]
+        args += [literal(f"$.{key}", Text), number(value)]
     return func.json_set(*args)
+
+
+def meta_text_guard(dialect: str) -> ColumnElement[object]:
+    """`meta` as exact text, NULL as '', for comparing with the text that was read."""
+    if dialect == "mysql":
+        # The app's collation ignores case and trailing spaces; compare exactly.
+        return literal_column(
+            "COALESCE(CAST(reseller_configs.meta AS CHAR CHARACTER SET utf8mb4), '') "
+            "COLLATE utf8mb4_bin",
+            Text,
+        )
+    return literal_column("COALESCE(CAST(reseller_configs.meta AS TEXT), '')", Text)

@@ -9,12 +9,19 @@ from datetime import datetime
 from typing import Any
 
 import attrs
-from sqlalchemy import Engine, Row, Text, cast, inspect, literal, literal_column, select, update
+from sqlalchemy import Engine, Row, Text, cast, inspect, literal, select, update
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from usage_adapters.sql import tables as t
-from usage_adapters.sql.meta import LAST_COUNTER_KEY, SETTLED_KEY, meta_bytes, meta_set, parse_meta
-from usage_core.errors import StoreError
+from usage_adapters.sql.meta import (
+    LAST_COUNTER_KEY,
+    SETTLED_KEY,
+    meta_bytes,
+    meta_set,
+    meta_text_guard,
+    parse_meta,
+)
+from usage_core.errors import CredentialsError, StoreError
 from usage_core.ledger import LedgerState
 from usage_core.log import ctx
 from usage_core.model import LedgerSnapshot, Panel, ResellerConfig, Secret
@@ -70,17 +77,19 @@ class SqlSettingsRepository:
 
 
 @attrs.frozen
-class _MetaVersion:
+class MetaVersion:
+    """The row values a ledger snapshot was read from, for the guarded write."""
+
     usage_bytes: int
     meta_text: str | None
     meta_is_object: bool
 
 
-def _meta_text() -> Any:
+def meta_text_column() -> Any:
     return cast(t.reseller_configs.c.meta, Text).label("meta_text")
 
 
-_CONFIG_COLUMNS = (
+CONFIG_COLUMNS = (
     t.reseller_configs.c.id,
     t.reseller_configs.c.reseller_id,
     t.reseller_configs.c.status,
@@ -94,7 +103,10 @@ _CONFIG_COLUMNS = (
 
 
 def _ledger(config_id: int, usage_bytes: int | None, meta_text: str | None) -> LedgerState:
-    meta = parse_meta(config_id, meta_text)
+    return _ledger_of(config_id, usage_bytes, parse_meta(config_id, meta_text))
+
+
+def _ledger_of(config_id: int, usage_bytes: int | None, meta: Mapping[str, object]) -> LedgerState:
     return LedgerState(
         usage_bytes=int(usage_bytes or 0),
         settled_bytes=meta_bytes(config_id, meta, SETTLED_KEY) or 0,
@@ -102,15 +114,18 @@ def _ledger(config_id: int, usage_bytes: int | None, meta_text: str | None) -> L
     )
 
 
-def _config(row: Any) -> ResellerConfig:
+def config_and_meta(row: Any) -> tuple[ResellerConfig, bool]:
+    """The config of a row, and whether its meta is a non-empty JSON object."""
     problem = None
+    meta: Mapping[str, object] = {}
     try:
-        ledger = _ledger(row.id, row.usage_bytes, row.meta_text)
+        meta = parse_meta(row.id, row.meta_text)
+        ledger = _ledger_of(row.id, row.usage_bytes, meta)
     except StoreError as exc:
         # One malformed row must not hide the reseller's other configs.
         problem = str(exc)
         ledger = LedgerState(int(row.usage_bytes or 0))
-    return ResellerConfig(
+    config = ResellerConfig(
         id=row.id,
         reseller_id=row.reseller_id,
         status=row.status,
@@ -124,6 +139,11 @@ def _config(row: Any) -> ResellerConfig:
         last_counter=ledger.last_counter,
         problem=problem,
     )
+    return config, bool(meta)
+
+
+def _config(row: Any) -> ResellerConfig:
+    return config_and_meta(row)[0]
 
 
 class SqlConfigRepository:
@@ -136,7 +156,7 @@ class SqlConfigRepository:
     def get(self, config_id: int) -> ResellerConfig | None:
         """The non-deleted config with this id, or None."""
         c = t.reseller_configs.c
-        query = select(*_CONFIG_COLUMNS, _meta_text()).where(
+        query = select(*CONFIG_COLUMNS, meta_text_column()).where(
             c.id == config_id, c.deleted_at.is_(None)
         )
         with self._engine.connect() as conn:
@@ -147,7 +167,7 @@ class SqlConfigRepository:
         """The reseller's non-deleted configs with status `active`, in id order."""
         c = t.reseller_configs.c
         query = (
-            select(*_CONFIG_COLUMNS, _meta_text())
+            select(*CONFIG_COLUMNS, meta_text_column())
             .where(c.reseller_id == reseller_id, c.status == "active", c.deleted_at.is_(None))
             .order_by(c.id)
         )
@@ -158,20 +178,22 @@ class SqlConfigRepository:
     def load_ledger(self, config_id: int) -> LedgerSnapshot | None:
         """The config's ledger and the exact row values it came from."""
         c = t.reseller_configs.c
-        query = select(c.usage_bytes, _meta_text()).where(c.id == config_id, c.deleted_at.is_(None))
+        query = select(c.usage_bytes, meta_text_column()).where(
+            c.id == config_id, c.deleted_at.is_(None)
+        )
         with self._engine.connect() as conn:
             row = conn.execute(query).first()
         if row is None:
             return None
         state = _ledger(config_id, row.usage_bytes, row.meta_text)
         is_object = bool(parse_meta(config_id, row.meta_text))
-        version = _MetaVersion(int(row.usage_bytes or 0), row.meta_text, is_object)
+        version = MetaVersion(int(row.usage_bytes or 0), row.meta_text, is_object)
         return LedgerSnapshot(config_id, state, version)
 
     def save_ledger(self, snapshot: LedgerSnapshot, after: LedgerState) -> bool:
         """Write `after` only if `usage_bytes` and meta are still as read."""
         version = snapshot.version
-        if not isinstance(version, _MetaVersion):
+        if not isinstance(version, MetaVersion):
             msg = "a ledger snapshot from another store"
             raise TypeError(msg)
         c = t.reseller_configs.c
@@ -204,16 +226,7 @@ class SqlConfigRepository:
         return written
 
     def _meta_unchanged(self, meta_text: str | None) -> Any:
-        column = t.reseller_configs.c.meta
-        if meta_text is None:
-            return column.is_(None)
-        if self._dialect == "mysql":
-            # The app's collation ignores case and trailing spaces; compare exactly.
-            as_text: Any = literal_column(
-                "CAST(reseller_configs.meta AS CHAR CHARACTER SET utf8mb4) COLLATE utf8mb4_bin"
-            )
-            return as_text == literal(meta_text, Text)
-        return cast(column, Text) == meta_text
+        return meta_text_guard(self._dialect) == literal(meta_text or "", Text)
 
 
 def _extra(panel_id: int, value: object) -> Mapping[str, object]:
@@ -265,6 +278,19 @@ class SqlPanelRepository:
         p = t.panels.c
         return self._one(_PANEL_QUERY.where(p.panel_type == panel_type).order_by(p.id))
 
+    def all(self) -> list[Panel]:
+        """Every panel in id order; one whose credentials cannot be read has `problem` set."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(_PANEL_QUERY.order_by(t.panels.c.id)).all()
+        panels = []
+        for row in rows:
+            try:
+                panels.append(self._panel(row))
+            except CredentialsError as exc:
+                logger.error("%s", exc, extra=ctx(panel_id=row.id))
+                panels.append(self._panel(row, problem=str(exc)))
+        return panels
+
     def _one(self, query: Any) -> Panel | None:
         with self._engine.connect() as conn:
             row = conn.execute(query.limit(1)).first()
@@ -275,17 +301,18 @@ class SqlPanelRepository:
             return None
         return self._credentials(panel_id, column, value)
 
-    def _panel(self, row: Row[Any]) -> Panel:
+    def _panel(self, row: Row[Any], problem: str | None = None) -> Panel:
         return Panel(
             id=row.id,
             name=row.name,
             url=row.url,
             panel_type=row.panel_type,
             username=row.username,
-            password=self._secret(row.id, "password", row.password),
-            api_token=self._secret(row.id, "api_token", row.api_token),
+            password=None if problem else self._secret(row.id, "password", row.password),
+            api_token=None if problem else self._secret(row.id, "api_token", row.api_token),
             extra=_extra(row.id, row.extra),
             is_active=bool(row.is_active),
+            problem=problem,
         )
 
 
@@ -319,7 +346,7 @@ class SqlResellerRepository:
     def config_ledgers(self, reseller_id: int) -> list[LedgerState]:
         """The ledgers of the reseller's non-deleted configs, any status."""
         c = t.reseller_configs.c
-        query = select(c.id, c.usage_bytes, _meta_text()).where(
+        query = select(c.id, c.usage_bytes, meta_text_column()).where(
             c.reseller_id == reseller_id, c.deleted_at.is_(None)
         )
         with self._engine.connect() as conn:
