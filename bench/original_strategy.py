@@ -13,7 +13,8 @@ from sqlalchemy import Engine, text
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
 
-def _fetch(kind: str, url: str, username: str, password: str, api_key: str, name: str) -> int | None:
+def _fetch(kind: str, url: str, credentials: tuple[str, str, str], name: str) -> int | None:
+    username, password, api_key = credentials
     user = quote(name, safe="")
     with httpx.Client(base_url=url, timeout=TIMEOUT) as client:
         if kind == "eylandoo":
@@ -43,7 +44,6 @@ def run_original_strategy(
     engine: Engine, limit: int, credentials: tuple[str, str, str]
 ) -> dict[str, float | int]:
     """Sync the first `limit` configs as the original job did; its wall time and counts."""
-    username, password, api_key = credentials
     with engine.connect() as conn:
         rows = conn.execute(
             text(
@@ -57,7 +57,7 @@ def run_original_strategy(
     synced = 0
     resellers: set[int] = set()
     for row in rows:
-        usage = _fetch(row.panel_type, row.url, username, password, api_key, row.panel_user_id)
+        usage = _fetch(row.panel_type, row.url, credentials, row.panel_user_id)
         if usage is None:
             continue
         with engine.begin() as conn:

@@ -22,16 +22,28 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from redis import Redis
+from rq import Queue, Worker
+from sqlalchemy import create_engine, event, insert, text
+from sqlalchemy.engine import URL, Engine, make_url
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from original_strategy import run_original_strategy
+from usage_adapters.sql import tables as t
+from usage_adapters.sql.engine import create_store_engine
+from usage_entrypoints.container import build_container
+from usage_entrypoints.panel_emulator import EmulatedUser, PanelEmulator
 
 KINDS = ("eylandoo", "marzban", "marzneshin", "xui")
 ADMIN, PASSWORD, API_KEY = "admin", "bench-password", "bench-api-key"
 FILL_CHUNK = 20_000
+OUTCOMES = ("updated", "unchanged", "failed", "skipped", "resets")
 
 
 def upload_of(i: int) -> int:
@@ -54,8 +66,6 @@ def username(kind: str, i: int) -> str:
 
 
 def _emulators_main(conn: Connection, per_kind: int, latency_s: float) -> None:
-    from usage_entrypoints.panel_emulator import EmulatedUser, PanelEmulator
-
     emulators = {}
     for kind in KINDS:
         users = [
@@ -63,7 +73,11 @@ def _emulators_main(conn: Connection, per_kind: int, latency_s: float) -> None:
             for i in range(per_kind)
         ]
         emulators[kind] = PanelEmulator(
-            kind, users=users, username=ADMIN, password=PASSWORD, api_key=API_KEY,
+            kind,
+            users=users,
+            username=ADMIN,
+            password=PASSWORD,
+            api_key=API_KEY,
             latency_s=latency_s,
         )
         emulators[kind].start()
@@ -122,18 +136,21 @@ class Emulators:
 
 def prepare_database(url: str) -> str:
     """Create the database named in `url` when the server lacks it; the usable URL."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    from usage_adapters.sql.engine import create_store_engine
-
     engine = create_store_engine(url)
     parsed = engine.url
     engine.dispose()
     if parsed.get_backend_name() == "sqlite":
         return parsed.render_as_string(hide_password=False)
     name = parsed.database
-    server = parsed.set(database="postgres" if parsed.get_backend_name() == "postgresql" else None)
+    # The server without the database (URL.set ignores None), to create it.
+    server = URL.create(
+        parsed.drivername,
+        username=parsed.username,
+        password=parsed.password,
+        host=parsed.host,
+        port=parsed.port,
+        database="postgres" if parsed.get_backend_name() == "postgresql" else None,
+    )
     admin = create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         if parsed.get_backend_name() == "postgresql":
@@ -152,11 +169,6 @@ def prepare_database(url: str) -> str:
 
 def fill_database(url: str, urls: dict[str, str], configs: int, resellers: int) -> float:
     """Fresh tables holding `configs` configs over `resellers` resellers; seconds taken."""
-    from sqlalchemy import insert
-
-    from usage_adapters.sql import tables as t
-    from usage_adapters.sql.engine import create_store_engine
-
     started = time.perf_counter()
     engine = create_store_engine(url)
     ours = [t.reseller_configs, t.resellers, t.panels, t.settings, t.users]
@@ -187,8 +199,14 @@ def fill_database(url: str, urls: dict[str, str], configs: int, resellers: int) 
         conn.execute(
             insert(t.resellers),
             [
-                {"id": r + 1, "user_id": None, "type": "traffic", "status": "active",
-                 "traffic_total_bytes": 10**15, "traffic_used_bytes": 0}
+                {
+                    "id": r + 1,
+                    "user_id": None,
+                    "type": "traffic",
+                    "status": "active",
+                    "traffic_total_bytes": 10**15,
+                    "traffic_used_bytes": 0,
+                }
                 for r in range(resellers)
             ],
         )
@@ -198,10 +216,17 @@ def fill_database(url: str, urls: dict[str, str], configs: int, resellers: int) 
         name = username(kind, i)
         rows.append(
             {
-                "id": c + 1, "reseller_id": c % resellers + 1, "external_username": name,
-                "traffic_limit_bytes": 50 * 1024**3, "usage_bytes": 0, "expires_at": now,
-                "status": "active", "panel_type": kind, "panel_user_id": name,
-                "panel_id": KINDS.index(kind) + 1, "created_by": 1,
+                "id": c + 1,
+                "reseller_id": c % resellers + 1,
+                "external_username": name,
+                "traffic_limit_bytes": 50 * 1024**3,
+                "usage_bytes": 0,
+                "expires_at": now,
+                "status": "active",
+                "panel_type": kind,
+                "panel_user_id": name,
+                "panel_id": KINDS.index(kind) + 1,
+                "created_by": 1,
             }
         )
         if len(rows) == FILL_CHUNK:
@@ -217,10 +242,6 @@ def fill_database(url: str, urls: dict[str, str], configs: int, resellers: int) 
 
 def verify(url: str) -> tuple[int, int]:
     """(configs whose usage equals their panel counter, configs)."""
-    from sqlalchemy import text
-
-    from usage_adapters.sql.engine import create_store_engine
-
     engine = create_store_engine(url)
     good = total = 0
     with engine.connect() as conn:
@@ -236,9 +257,6 @@ def verify(url: str) -> tuple[int, int]:
 
 
 def _count_statements() -> dict[str, int]:
-    from sqlalchemy import event
-    from sqlalchemy.engine import Engine
-
     counts = {"statements": 0, "rows": 0}
 
     def count(_conn: Any, _cursor: Any, _sql: str, params: Any, _ctx: Any, many: bool) -> None:
@@ -253,8 +271,6 @@ def run_ours(env: dict[str, str], profile: str | None) -> dict[str, Any]:
     """Child process: one full sync through the real container."""
     os.environ.update(env)
     counts = _count_statements()
-    from usage_entrypoints.container import build_container
-
     container = build_container(os.environ)
     sync = container.sync_all()
     profiler = cProfile.Profile() if profile else None
@@ -284,9 +300,6 @@ def run_worker(env: dict[str, str]) -> dict[str, Any]:
     """Child process: one RQ burst worker; its peak RSS and statements."""
     os.environ.update(env)
     counts = _count_statements()
-    from redis import Redis
-    from rq import Queue, Worker
-
     redis = Redis.from_url(env["USAGE_SYNC_REDIS_URL"])
     Worker([Queue(env["USAGE_SYNC_QUEUE"], connection=redis)], connection=redis).work(
         burst=True, logging_level="WARNING"
@@ -310,15 +323,16 @@ def child(mode: str, env: dict[str, str], profile: str | None = None) -> dict[st
 
 def run_workers(env: dict[str, str], workers: int) -> dict[str, Any]:
     """Dispatch one fanned-out run and drain it with `workers` burst workers."""
-    from redis import Redis
-
     redis = Redis.from_url(env["USAGE_SYNC_REDIS_URL"])
     redis.flushdb()
     started = time.perf_counter()
     script = Path(sys.executable).with_name("usage-sync")
     tick = subprocess.run(
         [str(script), "tick", "--now", "2026-11-24T10:00:00+00:00", "--json"],
-        env={**os.environ, **env}, capture_output=True, text=True, check=False,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if tick.returncode != 0 or not json.loads(tick.stdout)["dispatched"]:
         raise SystemExit(f"the tick did not dispatch:\n{tick.stdout}\n{tick.stderr}")
@@ -426,13 +440,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "verified": f"{good}/{total}",
             "requests": requests_of(stats),
             "emulators": emulator_throughput(stats, ours["wall_s"]),
-            "summary": {k: ours["summary"].get(k) for k in ("updated", "unchanged", "failed", "skipped", "resets")},
+            "summary": {k: ours["summary"].get(k) for k in OUTCOMES},
         }
         if args.baseline_configs:
-            from sqlalchemy import create_engine
-
-            from original_strategy import run_original_strategy
-
             emulators.reset()
             engine = create_engine(url)
             base = run_original_strategy(engine, args.baseline_configs, (ADMIN, PASSWORD, API_KEY))

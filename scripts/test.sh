@@ -13,8 +13,8 @@ fi
 .venv/bin/python -m pip install --quiet -e '.[dev,mysql,postgres]'
 
 echo "== ruff"
-.venv/bin/ruff check src tests
-.venv/bin/ruff format --check src tests
+.venv/bin/ruff check src tests bench
+.venv/bin/ruff format --check src tests bench
 echo "== mypy --strict"
 .venv/bin/mypy
 echo "== import contracts"

@@ -9,6 +9,7 @@ import attrs
 
 from usage_core.ledger import LedgerState
 from usage_core.model import (
+    ConfigFilter,
     LedgerSnapshot,
     Panel,
     ResellerConfig,
@@ -101,7 +102,7 @@ class InMemorySyncStore:
         self.resellers = resellers
         self.batches: list[int] = []
 
-    def load_sync_work(self) -> SyncWork:
+    def load_sync_work(self, only: ConfigFilter | None = None) -> SyncWork:
         ids = self.resellers.active_traffic_resellers()
         usage = [
             ResellerUsage(rid, self.resellers.used[rid], self.resellers.forgiven_bytes(rid))
@@ -110,7 +111,8 @@ class InMemorySyncStore:
         items = []
         for config in sorted(self.configs.rows.values(), key=lambda c: c.id):
             snapshot = self.configs.load_ledger(config.id)
-            if config.reseller_id in ids and snapshot is not None:
+            selected = only is None or only.matches(config)
+            if config.reseller_id in ids and snapshot is not None and selected:
                 items.append(SyncItem(config, snapshot))
         return SyncWork(usage, items)
 

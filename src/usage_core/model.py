@@ -157,3 +157,17 @@ class SyncWork:
 
     resellers: list[ResellerUsage]
     items: list[SyncItem]
+
+
+@attrs.frozen
+class ConfigFilter:
+    """Configs with one of `panel_ids`, or with no panel_id and one of `panel_types`."""
+
+    panel_ids: frozenset[int]
+    unassigned_types: frozenset[str] = frozenset()
+
+    def matches(self, config: ResellerConfig) -> bool:
+        """True for a config this filter selects."""
+        if config.panel_id is not None:
+            return config.panel_id in self.panel_ids
+        return config.panel_type in self.unassigned_types

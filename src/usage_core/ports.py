@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Protocol
 
 from usage_core.ledger import LedgerState
-from usage_core.model import LedgerSnapshot, Panel, ResellerConfig, SyncWork
+from usage_core.model import ConfigFilter, LedgerSnapshot, Panel, ResellerConfig, SyncWork
 from usage_core.readings import UsageResult
 
 
@@ -89,8 +89,11 @@ class ResellerRepository(Protocol):
 class SyncStore(Protocol):
     """The bulk reads and writes of a full sync."""
 
-    def load_sync_work(self) -> SyncWork:
-        """The active traffic resellers and all their non-deleted configs, in a few queries."""
+    def load_sync_work(self, only: ConfigFilter | None = None) -> SyncWork:
+        """The active traffic resellers and all their non-deleted configs, in a few queries.
+
+        With `only`, just the configs it selects (one job of a fan-out by panel).
+        """
         ...
 
     def save_ledgers(self, writes: Sequence[tuple[LedgerSnapshot, LedgerState]]) -> set[int]:

@@ -21,7 +21,7 @@ import attrs
 from usage_core.errors import SupersededReadingError, UsageSyncError
 from usage_core.ledger import LedgerState, LedgerStep, StepKind, advance
 from usage_core.log import NOTICE, ctx
-from usage_core.model import Panel, PanelType, SyncItem, SyncWork
+from usage_core.model import ConfigFilter, Panel, PanelType, SyncItem, SyncWork
 from usage_core.ports import Clock, ConfigRepository, PanelClients, PanelRepository, SyncStore
 from usage_core.quota import reseller_total
 from usage_core.readings import CounterReading, HardFailure, UsageResult
@@ -145,7 +145,7 @@ class SyncAllUsage:
         """
         summary = SyncSummary(started_at=self.clock.now())
         logger.log(NOTICE, "Starting reseller usage sync")
-        work = self.store.load_sync_work()
+        work = self.store.load_sync_work(self._filter(panel_ids))
         summary.resellers = len(work.resellers)
         for reseller in work.resellers:
             logger.info("Syncing usage for reseller %s", reseller.id)
@@ -166,6 +166,16 @@ class SyncAllUsage:
             extra=ctx(eylandoo_configs_processed=summary.eylandoo_configs_processed),
         )
         return summary
+
+    def _filter(self, panel_ids: frozenset[int] | None) -> ConfigFilter | None:
+        """The configs a fan-out job for `panel_ids` may need, for the store to select."""
+        if panel_ids is None:
+            return None
+        first_of_type: dict[str, int] = {}
+        for panel in self.panels.all():
+            first_of_type.setdefault(panel.panel_type, panel.id)
+        types = frozenset(kind for kind, pid in first_of_type.items() if pid in panel_ids)
+        return ConfigFilter(panel_ids, types)
 
     def panels_with_work(self) -> list[int]:
         """The ids of the panels that have configs to sync, for a fan-out."""

@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
@@ -129,6 +130,7 @@ def configure_logging(
     zone = tz or ZoneInfo("UTC")
     handler: logging.Handler
     if log_file:
+        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
         handler = _PacedFileHandler(log_file)
     else:
         handler = logging.StreamHandler(stream or sys.stderr)

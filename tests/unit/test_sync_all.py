@@ -215,3 +215,14 @@ class TestSyncAll:
         assert store.rows[1].ledger == LedgerState(500, 1000, 1500)
         assert summary.total("updated") == 1
         assert resellers.used[1] == 1500
+
+    def test_one_panel_of_a_fan_out(self) -> None:
+        """A panel job syncs its panel's configs, typed ones without panel_id, and no totals."""
+        configs = [cfg(1, 1, 2, "a"), cfg(2, 1, None, "b"), cfg(3, 1, 1, "c")]
+        results = {2: {"a": reading(5), "b": reading(6)}, 1: {"c": reading(7)}}
+        use_case, store, resellers, _ = run(configs, results, [1])
+        summary = use_case(panel_ids=frozenset({2}), update_totals=False)
+        assert [store.rows[i].usage_bytes for i in (1, 2, 3)] == [5, 6, 0]
+        assert summary.configs == 2
+        assert resellers.used[1] == 0
+        assert use_case.panels_with_work() == [1, 2]

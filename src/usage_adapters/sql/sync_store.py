@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, inspect, select, update
+from sqlalchemy import Engine, and_, bindparam, inspect, or_, select, update
 
 from usage_adapters.sql import tables as t
 from usage_adapters.sql.meta import (
@@ -26,7 +26,7 @@ from usage_adapters.sql.store import (
 )
 from usage_core.errors import StoreError
 from usage_core.ledger import LedgerState
-from usage_core.model import LedgerSnapshot, ResellerUsage, SyncItem, SyncWork
+from usage_core.model import ConfigFilter, LedgerSnapshot, ResellerUsage, SyncItem, SyncWork
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class SqlSyncStore:
             self._has_forgiven = any(col["name"] == "admin_forgiven_bytes" for col in columns)
         return self._has_forgiven
 
-    def load_sync_work(self) -> SyncWork:
+    def load_sync_work(self, only: ConfigFilter | None = None) -> SyncWork:
         """Active traffic resellers and their non-deleted configs, in two queries."""
         r, c = t.resellers.c, t.reseller_configs.c
         reseller_columns: list[Any] = [r.id, r.traffic_used_bytes]
@@ -61,6 +61,13 @@ class SqlSyncStore:
             .where(*synced, c.deleted_at.is_(None))
             .order_by(c.id)
         )
+        if only is not None:
+            configs_query = configs_query.where(
+                or_(
+                    c.panel_id.in_(sorted(only.panel_ids)),
+                    and_(c.panel_id.is_(None), c.panel_type.in_(sorted(only.unassigned_types))),
+                )
+            )
         with self._engine.connect() as conn:
             resellers = [
                 ResellerUsage(
