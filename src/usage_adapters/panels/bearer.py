@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterable, Iterator, Set
-from typing import Literal, overload
+from typing import Literal
 
 import attrs
 import httpx
@@ -21,6 +20,7 @@ from usage_adapters.panels.bulk import (
     Single,
     page_count,
 )
+from usage_adapters.panels.shared_login import SharedLogin
 from usage_adapters.panels.transport import (
     FetchWording,
     QueryParams,
@@ -143,12 +143,6 @@ class _BearerListing:
                     yield name, parse(item)
 
 
-@attrs.frozen
-class _Token:
-    value: str
-    fresh: bool  # obtained during the current fetch
-
-
 class BearerSession(BulkSession):
     """Logs in once, lazily, and reuses the token for every user of the session.
 
@@ -177,9 +171,7 @@ class BearerSession(BulkSession):
         self._listing = _BearerListing(dialect, dialect.page_size(self._bulk.page_size))
         self._username = panel.username or ""
         self._password = panel.password.reveal() if panel.password else ""
-        self._lock = threading.Lock()
-        self._token: str | None = None
-        self._refused: HardFailure | None = None
+        self._login: SharedLogin[str] = SharedLogin(self._log_in, self._on_relogin)
 
     # -- BulkSession steps
     def _unusable(self) -> HardFailure | None:
@@ -191,7 +183,7 @@ class BearerSession(BulkSession):
         return self._listing
 
     def _log_in_for(self, batch: Batch) -> HardFailure | None:
-        token = self._token_for(stale=None, batch=batch)
+        token = self._login.get(None, batch)
         return token if isinstance(token, HardFailure) else None
 
     def _get_page(self, path: str, params: QueryParams, batch: Batch) -> Fetched:
@@ -224,7 +216,7 @@ class BearerSession(BulkSession):
         self, path: str, params: QueryParams, batch: Batch | None, username: str | None
     ) -> Fetched:
         """A GET with the session's token; a 401 renews the token once and retries."""
-        token = self._token_for(stale=None, batch=batch)
+        token = self._login.get(None, batch)
         if isinstance(token, HardFailure):
             return token
         sent = self._get(path, params, token.value, batch, listing=username is None)
@@ -232,7 +224,7 @@ class BearerSession(BulkSession):
             return sent
         if batch is None and token.fresh:
             return sent  # a token from this very fetch: the 401 is the answer
-        renewed = self._token_for(stale=token.value, batch=batch, username=username)
+        renewed = self._login.get(token.value, batch, username)
         if renewed is None:
             return sent
         if isinstance(renewed, HardFailure):
@@ -251,46 +243,11 @@ class BearerSession(BulkSession):
             max_bytes=self._bulk.max_listing_bytes if listing else None,
         )
 
-    @overload
-    def _token_for(self, stale: None, batch: Batch | None) -> _Token | HardFailure: ...
+    def _on_relogin(self, username: str | None) -> None:
+        about = {"username": username} if username else {"panel_id": self._panel.id}
+        logger.info("%s token rejected; logging in again", self._bearer.label, extra=ctx(**about))
 
-    @overload
-    def _token_for(
-        self, stale: str, batch: Batch | None, username: str | None = None
-    ) -> _Token | HardFailure | None: ...
-
-    def _token_for(
-        self, stale: str | None, batch: Batch | None, username: str | None = None
-    ) -> _Token | HardFailure | None:
-        """The session's token, logging in when there is none or it is `stale`.
-
-        Threads holding the same stale token share one re-login; within a
-        batch only one re-login is allowed (None when it was used up).
-        """
-        with self._lock:
-            if self._refused is not None:
-                return self._refused
-            if self._token is not None and self._token != stale:
-                return _Token(self._token, fresh=False)
-            if batch is not None and batch.login_failure is not None:
-                return batch.login_failure
-            if stale is not None:
-                if batch is not None and not batch.take_relogin():
-                    return None
-                about = {"username": username} if username else {"panel_id": self._panel.id}
-                logger.info(
-                    "%s token rejected; logging in again", self._bearer.label, extra=ctx(**about)
-                )
-            self._token = None
-            outcome = self._login(batch)
-            if isinstance(outcome, HardFailure):
-                if batch is not None:
-                    batch.login_failure = outcome
-                return outcome
-            self._token = outcome
-            return _Token(outcome, fresh=True)
-
-    def _login(self, batch: Batch | None) -> str | HardFailure:
+    def _log_in(self, batch: Batch | None) -> str | HardFailure:
         label = self._bearer.label
         sent = self.send(
             "POST",
@@ -314,7 +271,7 @@ class BearerSession(BulkSession):
                     f"login failed: HTTP {sent.status} without a usable access token"
                 )
             if sent.status < 500:
-                self._refused = failure
+                self._login.refuse(failure)
             return failure
         self._redactor.add(token)
         logger.debug(f"{label} Login successful")

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterable, Iterator, Set
-from typing import overload
 
 import attrs
 import httpx
@@ -20,6 +18,7 @@ from usage_adapters.panels.bulk import (
     Page,
     Single,
 )
+from usage_adapters.panels.shared_login import SharedLogin
 from usage_adapters.panels.transport import (
     FetchWording,
     QueryParams,
@@ -88,12 +87,6 @@ class _XuiListing:
                     yield email, parse_xui_client_traffic(item)
 
 
-@attrs.frozen
-class _Login:
-    number: int
-    fresh: bool  # happened during the current fetch
-
-
 class XuiSession(BulkSession):
     """Logs in once per session with a cookie, then reads each client's `up + down`.
 
@@ -122,10 +115,9 @@ class XuiSession(BulkSession):
         self._username = panel.username or ""
         self._password = panel.password.reveal() if panel.password else ""
         self._login_url = self._redactor.scrub(f"{panel.url.rstrip('/')}/login")
-        self._lock = threading.Lock()
+        # The credential is the cookie jar; logins are told apart by number.
         self._logins = 0
-        self._current: int | None = None
-        self._refused: HardFailure | None = None
+        self._login: SharedLogin[int] = SharedLogin(self._log_in, self._on_relogin)
         self._route: str | None = None
         self._listing = _XuiListing()
 
@@ -139,16 +131,16 @@ class XuiSession(BulkSession):
         return self._listing
 
     def _log_in_for(self, batch: Batch) -> HardFailure | None:
-        login = self._login_for(stale=None, batch=batch)
+        login = self._login.get(None, batch)
         return login if isinstance(login, HardFailure) else None
 
     def _get_page(self, path: str, params: QueryParams, batch: Batch) -> Fetched:
-        login = self._login_for(stale=None, batch=batch)
+        login = self._login.get(None, batch)
         if isinstance(login, HardFailure):
             return login
         sent = self._list(path, batch)
         if _session_lost(sent, route_known=True):
-            renewed = self._login_for(stale=login.number, batch=batch)
+            renewed = self._login.get(login.value, batch)
             if isinstance(renewed, HardFailure):
                 return renewed
             if renewed is not None:
@@ -171,13 +163,13 @@ class XuiSession(BulkSession):
             return Single(failure)
         if not username:
             return Single(NO_USERNAME)
-        login = self._login_for(stale=None, batch=batch)
+        login = self._login.get(None, batch)
         if isinstance(login, HardFailure):
             return Single(login)
         route_known = self._route is not None
         sent = self._traffic(username, batch)
         if _session_lost(sent, route_known) and (batch is not None or not login.fresh):
-            renewed = self._login_for(stale=login.number, batch=batch, username=username)
+            renewed = self._login.get(login.value, batch, username)
             if isinstance(renewed, HardFailure):
                 return Single(renewed)
             if renewed is not None:
@@ -215,45 +207,18 @@ class XuiSession(BulkSession):
             self._route = LEGACY_TRAFFIC_ROUTE
         return sent
 
-    @overload
-    def _login_for(self, stale: None, batch: Batch | None) -> _Login | HardFailure: ...
+    def _on_relogin(self, username: str | None) -> None:
+        about = {"username": username} if username else {"url": self._login_url}
+        logger.info("XUI session expired; logging in again", extra=ctx(**about))
 
-    @overload
-    def _login_for(
-        self, stale: int, batch: Batch | None, username: str | None = None
-    ) -> _Login | HardFailure | None: ...
+    def _log_in(self, batch: Batch | None) -> int | HardFailure:
+        failure = self._cookie_login(batch)
+        if failure is not None:
+            return failure
+        self._logins += 1
+        return self._logins
 
-    def _login_for(
-        self, stale: int | None, batch: Batch | None, username: str | None = None
-    ) -> _Login | HardFailure | None:
-        """The current login, logging in when there is none or it is `stale`.
-
-        Threads holding the same stale login share one re-login; within a
-        batch only one re-login is allowed (None when it was used up).
-        """
-        with self._lock:
-            if self._refused is not None:
-                return self._refused
-            if self._current is not None and self._current != stale:
-                return _Login(self._current, fresh=False)
-            if batch is not None and batch.login_failure is not None:
-                return batch.login_failure
-            if stale is not None:
-                if batch is not None and not batch.take_relogin():
-                    return None
-                about = {"username": username} if username else {"url": self._login_url}
-                logger.info("XUI session expired; logging in again", extra=ctx(**about))
-            self._current = None
-            failure = self._login(batch)
-            if failure is not None:
-                if batch is not None:
-                    batch.login_failure = failure
-                return failure
-            self._logins += 1
-            self._current = self._logins
-            return _Login(self._current, fresh=True)
-
-    def _login(self, batch: Batch | None) -> HardFailure | None:
+    def _cookie_login(self, batch: Batch | None) -> HardFailure | None:
         deadline = batch.deadline if batch is not None else None
         self._client.cookies.clear()
         headers = dict(_XHR)
@@ -287,7 +252,7 @@ class XuiSession(BulkSession):
             )
             failure = self.http_failure(sent, prefix="login failed: ")
             if sent.status < 500:
-                self._refused = failure
+                self._login.refuse(failure)
             return failure
         logger.info("XUI Login successful.", extra=ctx(url=self._login_url))
         return None
