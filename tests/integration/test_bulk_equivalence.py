@@ -1,15 +1,14 @@
 """The bulk full sync ends where syncing each config on its own ends, whatever the listings do."""
 
-import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from db_state import database_state
 from original_rows import TEST_APP_KEY, insert_config, insert_panel, insert_reseller
 from redis_support import sqlite_app_db
-from sqlalchemy import create_engine, text
 
 from usage_adapters.sql.meta import LAST_COUNTER_KEY
 from usage_entrypoints.container import build_container
@@ -79,21 +78,6 @@ def make_listings_misbehave(panels: dict[str, PanelEmulator]) -> None:
             panels["marzneshin"].users.remove(f"0-extra-{page - 2}")
 
     panels["marzneshin"].set_list_hook(users_leave)
-
-
-def database_state(path: Path) -> dict[str, Any]:
-    """Every config's usage and meta, and every reseller's total."""
-    engine = create_engine(f"sqlite:///{path}")
-    try:
-        with engine.connect() as conn:
-            configs = {
-                row.id: (row.usage_bytes, json.loads(row.meta or "{}"))
-                for row in conn.execute(text("SELECT id, usage_bytes, meta FROM reseller_configs"))
-            }
-            totals = dict(conn.execute(text("SELECT id, traffic_used_bytes FROM resellers")).all())
-    finally:
-        engine.dispose()
-    return {"configs": configs, "totals": totals}
 
 
 def container_for(path: Path, workdir: Path) -> Any:

@@ -5,9 +5,9 @@ import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from db_state import database_state
 from original_rows import insert_config, insert_panel, insert_reseller, insert_setting
 from redis_support import (
     RedisDb,
@@ -23,7 +23,6 @@ from redis_support import (
     wait_for,
 )
 from rq import Queue, SimpleWorker
-from sqlalchemy import create_engine, text
 
 from usage_adapters.sql.meta import LAST_COUNTER_KEY
 from usage_entrypoints import jobs
@@ -83,21 +82,6 @@ def template(tmp_path: Path, panels: dict[str, PanelEmulator]) -> Path:
     return path
 
 
-def state(path: Path) -> dict[str, Any]:
-    """Every config's usage and meta, and every reseller's total."""
-    engine = create_engine(f"sqlite:///{path}")
-    try:
-        with engine.connect() as conn:
-            configs = {
-                row.id: (row.usage_bytes, json.loads(row.meta or "{}"))
-                for row in conn.execute(text("SELECT id, usage_bytes, meta FROM reseller_configs"))
-            }
-            totals = dict(conn.execute(text("SELECT id, traffic_used_bytes FROM resellers")).all())
-    finally:
-        engine.dispose()
-    return {"configs": configs, "totals": totals}
-
-
 def prepared(template: Path, tmp_path: Path, name: str, redis: RedisDb, *, fanout: bool) -> dict:
     """A copy of the template database and the env of a run on it."""
     work = tmp_path / name
@@ -142,7 +126,9 @@ class TestFanOut:
             single = prepared(template, tmp_path, "single", redis, fanout=False)
             dispatch(single)
             run_in_process(single, redis, monkeypatch)
-            reference = state(Path(single["USAGE_SYNC_DATABASE_URL"].removeprefix("sqlite:///")))
+            reference = database_state(
+                Path(single["USAGE_SYNC_DATABASE_URL"].removeprefix("sqlite:///"))
+            )
 
             one = prepared(template, tmp_path, "one", redis, fanout=True)
             dispatch(one)
@@ -171,7 +157,7 @@ class TestFanOut:
 
         for env in (one, many):
             path = Path(env["USAGE_SYNC_DATABASE_URL"].removeprefix("sqlite:///"))
-            assert state(path) == reference
+            assert database_state(path) == reference
         updated = [c for c, (usage, _) in reference["configs"].items() if usage]
         assert len(updated) == 120
         assert history["panels"] == 4

@@ -13,14 +13,13 @@ from usage_adapters.panels.bulk import (
     NO_USERNAME,
     Batch,
     BulkOptions,
-    BulkSession,
     Fetched,
     ListingDialect,
     Page,
     Single,
     page_count,
 )
-from usage_adapters.panels.shared_login import SharedLogin
+from usage_adapters.panels.shared_login import PasswordSession
 from usage_adapters.panels.transport import (
     FetchWording,
     QueryParams,
@@ -143,7 +142,7 @@ class _BearerListing:
                     yield name, parse(item)
 
 
-class BearerSession(BulkSession):
+class BearerSession(PasswordSession[str]):
     """Logs in once, lazily, and reuses the token for every user of the session.
 
     A 401 on a user fetch triggers one re-login and one retry, unless the
@@ -169,22 +168,10 @@ class BearerSession(BulkSession):
         super().__init__(panel, client, max_body_bytes, bulk or BulkOptions())
         self._bearer = dialect
         self._listing = _BearerListing(dialect, dialect.page_size(self._bulk.page_size))
-        self._username = panel.username or ""
-        self._password = panel.password.reveal() if panel.password else ""
-        self._login: SharedLogin[str] = SharedLogin(self._log_in, self._on_relogin)
 
     # -- BulkSession steps
-    def _unusable(self) -> HardFailure | None:
-        if not self._username or not self._password:
-            return HardFailure("the panel has no admin username or password")
-        return None
-
     def _dialect(self) -> ListingDialect:
         return self._listing
-
-    def _log_in_for(self, batch: Batch) -> HardFailure | None:
-        token = self._login.get(None, batch)
-        return token if isinstance(token, HardFailure) else None
 
     def _get_page(self, path: str, params: QueryParams, batch: Batch) -> Fetched:
         return self._authed(path, params, batch, username=None)

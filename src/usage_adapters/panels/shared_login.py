@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import threading
+from abc import abstractmethod
 from collections.abc import Callable
 from typing import Generic, TypeVar, overload
 
 import attrs
+import httpx
 
-from usage_adapters.panels.bulk import Batch
+from usage_adapters.panels.bulk import Batch, BulkOptions, BulkSession
+from usage_core.model import Panel
 from usage_core.readings import HardFailure
 
 T = TypeVar("T")
@@ -80,3 +83,32 @@ class SharedLogin(Generic[T]):
                 return outcome
             self._current = outcome
             return Credential(outcome, fresh=True)
+
+
+class PasswordSession(BulkSession, Generic[T]):
+    """A bulk session that logs in with the panel's admin username and password."""
+
+    def __init__(
+        self, panel: Panel, client: httpx.Client, max_body_bytes: int, bulk: BulkOptions
+    ) -> None:
+        super().__init__(panel, client, max_body_bytes, bulk)
+        self._username = panel.username or ""
+        self._password = panel.password.reveal() if panel.password else ""
+        self._login: SharedLogin[T] = SharedLogin(self._log_in, self._on_relogin)
+
+    @abstractmethod
+    def _log_in(self, batch: Batch | None) -> T | HardFailure:
+        """Log in once; the new credential, or why not (calling `refuse` when final)."""
+
+    @abstractmethod
+    def _on_relogin(self, username: str | None) -> None:
+        """Log that a lost credential is being renewed."""
+
+    def _unusable(self) -> HardFailure | None:
+        if not self._username or not self._password:
+            return HardFailure("the panel has no admin username or password")
+        return None
+
+    def _log_in_for(self, batch: Batch) -> HardFailure | None:
+        login = self._login.get(None, batch)
+        return login if isinstance(login, HardFailure) else None

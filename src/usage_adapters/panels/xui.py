@@ -12,13 +12,12 @@ from usage_adapters.panels.bulk import (
     NO_USERNAME,
     Batch,
     BulkOptions,
-    BulkSession,
     Fetched,
     ListingDialect,
     Page,
     Single,
 )
-from usage_adapters.panels.shared_login import SharedLogin
+from usage_adapters.panels.shared_login import PasswordSession
 from usage_adapters.panels.transport import (
     FetchWording,
     QueryParams,
@@ -87,7 +86,7 @@ class _XuiListing:
                     yield email, parse_xui_client_traffic(item)
 
 
-class XuiSession(BulkSession):
+class XuiSession(PasswordSession[int]):
     """Logs in once per session with a cookie, then reads each client's `up + down`.
 
     Login first asks `/csrf-token` (3x-ui v3) and sends the token back as
@@ -112,27 +111,15 @@ class XuiSession(BulkSession):
         bulk: BulkOptions | None = None,
     ) -> None:
         super().__init__(panel, client, max_body_bytes, bulk or BulkOptions())
-        self._username = panel.username or ""
-        self._password = panel.password.reveal() if panel.password else ""
         self._login_url = self._redactor.scrub(f"{panel.url.rstrip('/')}/login")
         # The credential is the cookie jar; logins are told apart by number.
         self._logins = 0
-        self._login: SharedLogin[int] = SharedLogin(self._log_in, self._on_relogin)
         self._route: str | None = None
         self._listing = _XuiListing()
 
     # -- BulkSession steps
-    def _unusable(self) -> HardFailure | None:
-        if not self._username or not self._password:
-            return HardFailure("the panel has no admin username or password")
-        return None
-
     def _dialect(self) -> ListingDialect:
         return self._listing
-
-    def _log_in_for(self, batch: Batch) -> HardFailure | None:
-        login = self._login.get(None, batch)
-        return login if isinstance(login, HardFailure) else None
 
     def _get_page(self, path: str, params: QueryParams, batch: Batch) -> Fetched:
         login = self._login.get(None, batch)
