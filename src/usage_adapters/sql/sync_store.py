@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Engine, and_, bindparam, inspect, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, inspect, or_, select, text, update
 
 from usage_adapters.sql import tables as t
 from usage_adapters.sql.meta import (
@@ -105,6 +105,9 @@ class SqlSyncStore:
         matched = 0
         with self._engine.begin() as conn:
             for (base_is_object, sets_settled), params in groups.items():
+                if self._dialect == "mysql":
+                    matched += self._joined_updates(conn, params, base_is_object, sets_settled)
+                    continue
                 stmt = self._guarded_update(
                     base_is_object=base_is_object, sets_settled=sets_settled
                 )
@@ -113,6 +116,53 @@ class SqlSyncStore:
             return set(expected)
         # Some rows changed under us: find out which writes landed.
         return self._landed(expected)
+
+    def _joined_updates(
+        self,
+        conn: Connection,
+        params: list[dict[str, Any]],
+        base_is_object: bool,
+        sets_settled: bool,
+    ) -> int:
+        """MySQL/MariaDB: the guarded update as one UPDATE … JOIN per chunk of rows.
+
+        PyMySQL sends an `executemany` of UPDATEs as one statement per row; joining
+        the rows' values as a derived table does the same guarded writes in one.
+        """
+        base = "c.meta" if base_is_object else "'{}'"
+        keys = f"'$.{LAST_COUNTER_KEY}', v.b_counter"
+        if sets_settled:
+            keys = f"'$.{SETTLED_KEY}', v.b_settled, " + keys
+        guard = (
+            "COALESCE(CAST(c.meta AS CHAR CHARACTER SET utf8mb4), '') COLLATE utf8mb4_bin"
+            " = v.b_old_meta"
+        )
+        matched = 0
+        for start in range(0, len(params), _CHUNK):
+            chunk = params[start : start + _CHUNK]
+            rows = " UNION ALL ".join(
+                f"SELECT :i{n} AS b_id, :u{n} AS b_old_usage, :m{n} AS b_old_meta, "
+                f":n{n} AS b_usage, :c{n} AS b_counter, :s{n} AS b_settled"
+                for n in range(len(chunk))
+            )
+            sql = (
+                # Only constants and placeholders are interpolated; every value is bound.
+                f"UPDATE reseller_configs AS c JOIN ({rows}) AS v ON c.id = v.b_id "  # noqa: S608
+                f"SET c.usage_bytes = v.b_usage, c.meta = JSON_SET({base}, {keys}) "
+                f"WHERE c.deleted_at IS NULL AND c.usage_bytes = v.b_old_usage AND {guard}"
+            )
+            bound: dict[str, Any] = {}
+            for n, row in enumerate(chunk):
+                bound |= {
+                    f"i{n}": row["b_id"],
+                    f"u{n}": row["b_old_usage"],
+                    f"m{n}": row["b_old_meta"],
+                    f"n{n}": row["b_usage"],
+                    f"c{n}": row["b_counter"],
+                    f"s{n}": row["b_settled"],
+                }
+            matched += conn.execute(text(sql), bound).rowcount
+        return matched
 
     def _guarded_update(self, *, base_is_object: bool, sets_settled: bool) -> Any:
         c = t.reseller_configs.c
