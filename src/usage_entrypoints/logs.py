@@ -82,12 +82,22 @@ class LaravelTextFormatter(logging.Formatter):
     def __init__(self, tz: ZoneInfo) -> None:
         super().__init__()
         self._tz = tz
+        # A full sync logs thousands of lines a second: render each second once.
+        self._second = -1
+        self._stamp = ""
+
+    def _timestamp(self, created: float) -> str:
+        second = int(created)
+        if second != self._second:
+            when = datetime.fromtimestamp(second, UTC).astimezone(self._tz)
+            self._stamp, self._second = f"{when:%Y-%m-%d %H:%M:%S}", second
+        return self._stamp
 
     def format(self, record: logging.LogRecord) -> str:
         """Render one record as a Laravel-style line."""
-        when = datetime.fromtimestamp(record.created, UTC).astimezone(self._tz)
         context = _context(record)
-        line = f"[{when:%Y-%m-%d %H:%M:%S}] usage-sync.{record.levelname}: {record.getMessage()}"
+        stamp = self._timestamp(record.created)
+        line = f"[{stamp}] usage-sync.{record.levelname}: {record.getMessage()}"
         if context:
             line += " " + json.dumps(context, default=str, ensure_ascii=False)
         if record.exc_info:
