@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from original_rows import TEST_APP_KEY, fetch_row, insert_config, insert_panel, insert_reseller
 
+from usage_adapters.file_lock import FileLock
 from usage_entrypoints.panel_emulator import EmulatedUser, PanelEmulator
 
 API_KEY = "eyl-key-SECRET-42"
@@ -201,3 +202,40 @@ class TestStandalone:
         assert result.returncode == 1
         assert "usage-sync db init" in result.stderr
         assert "Traceback" not in result.stderr
+
+
+class TestSyncAndSchedule:
+    """`usage-sync sync` runs a full sync now; `schedule` then shows it."""
+
+    def test_sync_json_then_schedule(self, seeded) -> None:
+        """The full sync writes the usage, prints its summary and leaves the lock free."""
+        db, env, log_file = seeded
+        result = usage_sync("sync", "--json", env=env)
+        assert result.returncode == 0, result.stderr
+        summary = json.loads(result.stdout)
+        assert (summary["configs"], summary["updated"], summary["failed"]) == (1, 1, 0)
+        assert fetch_row(db.engine, "reseller_configs", 123)["usage_bytes"] == 1_073_741_824
+        assert "Reseller usage sync completed" in log_file.read_text(encoding="utf-8")
+        shown = json.loads(usage_sync("schedule", "--json", env=env).stdout)
+        assert shown["lock_held"] is False
+        assert shown["interval"] == 5
+        assert len(shown["next_dispatches"]) == 5
+        assert shown["last_run"]["updated"] == 1
+
+    def test_sync_text_summary(self, seeded) -> None:
+        """Without --json the summary is a readable line per panel type."""
+        _, env, _ = seeded
+        result = usage_sync("sync", env=env)
+        assert result.returncode == 0, result.stderr
+        assert "1 configs in" in result.stdout
+        assert "eylandoo: updated 1" in result.stdout
+
+    def test_sync_refuses_while_a_run_holds_the_lock(self, seeded) -> None:
+        """With the unique lock held (a run in progress), `sync` exits 1 and writes nothing."""
+        db, env, _ = seeded
+        lock = FileLock(Path(env["USAGE_SYNC_STATE_DIR"]) / "unique-lock.json")
+        assert lock.acquire(300) is not None
+        result = usage_sync("sync", env=env)
+        assert result.returncode == 1
+        assert "already running" in result.stderr
+        assert fetch_row(db.engine, "reseller_configs", 123)["usage_bytes"] == 524_288_000
