@@ -25,7 +25,7 @@ from usage_core.model import ConfigFilter, Panel, PanelType, SyncItem, SyncWork
 from usage_core.ports import Clock, ConfigRepository, PanelClients, PanelRepository, SyncStore
 from usage_core.quota import reseller_total
 from usage_core.readings import CounterReading, HardFailure, UsageResult
-from usage_core.sync_one import record_counter
+from usage_core.sync_one import log_fetch_result, record_counter
 from usage_core.targets import effective_panel_type, panel_username
 
 logger = logging.getLogger(__name__)
@@ -305,7 +305,16 @@ class SyncAllUsage:
                 if results is None
                 else results.get(target.username, HardFailure("no result for this user"))
             )
-            self._log_result(target, job.panel, result)
+            # The original logged each config's usage for Eylandoo only.
+            eylandoo = target.type_name == PanelType.EYLANDOO
+            log_fetch_result(
+                target.label,
+                target.username,
+                config.id,
+                job.panel,
+                result,
+                success_level=logging.INFO if eylandoo else logging.DEBUG,
+            )
             if not isinstance(result, CounterReading):
                 summary.count(target.type_name, "failed")
                 continue
@@ -386,29 +395,6 @@ class SyncAllUsage:
                 step.settled_now,
                 extra=ctx(config_id=target.item.config.id, counter=step.counter),
             )
-
-    @staticmethod
-    def _log_result(target: _Target, panel: Panel, result: UsageResult) -> None:
-        config_id = target.item.config.id
-        if isinstance(result, CounterReading):
-            # The original logged each config's usage for Eylandoo only.
-            level = logging.INFO if target.type_name == PanelType.EYLANDOO else logging.DEBUG
-            if logger.isEnabledFor(level):
-                logger.log(
-                    level,
-                    "%s usage for user %s: %s bytes",
-                    target.label,
-                    target.username,
-                    result.bytes,
-                    extra=ctx(config_id=config_id),
-                )
-            return
-        logger.warning(
-            "%s usage fetch failed for user %s (hard failure)",
-            target.label,
-            target.username,
-            extra=ctx(config_id=config_id, panel_url=panel.url, reason=result.reason),
-        )
 
     # -- totals -----------------------------------------------------------------
 

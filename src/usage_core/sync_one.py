@@ -97,17 +97,25 @@ def fetch_usage(
 
 
 def log_fetch_result(
-    label: str, username: str, config_id: int, panel: Panel, result: UsageResult
+    label: str,
+    username: str,
+    config_id: int,
+    panel: Panel,
+    result: UsageResult,
+    *,
+    success_level: int = logging.INFO,
 ) -> None:
     """Log a fetch outcome in the original job's words."""
     if isinstance(result, CounterReading):
-        logger.info(
-            "%s usage for user %s: %s bytes",
-            label,
-            username,
-            result.bytes,
-            extra=ctx(config_id=config_id),
-        )
+        if logger.isEnabledFor(success_level):
+            logger.log(
+                success_level,
+                "%s usage for user %s: %s bytes",
+                label,
+                username,
+                result.bytes,
+                extra=ctx(config_id=config_id),
+            )
     else:
         logger.warning(
             "%s usage fetch failed for user %s (hard failure)",
