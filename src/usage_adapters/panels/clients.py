@@ -100,7 +100,7 @@ class HttpxPanelClients:
         kind = panel_type_of(panel.panel_type)
         if kind is None:
             return FailingSession(HardFailure(f"unsupported panel type {panel.panel_type[:40]!r}"))
-        problem = getattr(panel, "problem", None)  # e.g. credentials that do not decrypt
+        problem = panel.problem  # e.g. credentials that do not decrypt
         if problem:
             return FailingSession(HardFailure(str(problem)))
         bulk = bulk_options(
