@@ -17,6 +17,7 @@ from usage_adapters.panels.bulk import (
     ListingDialect,
     Page,
     Single,
+    matching_items,
     page_count,
 )
 from usage_adapters.panels.shared_login import PasswordSession
@@ -134,12 +135,7 @@ class _BearerListing:
     def read_items(
         self, items: Iterable[object], wanted: Set[str]
     ) -> Iterator[tuple[str, UsageResult]]:
-        parse = self.dialect.parse
-        for item in items:
-            if isinstance(item, dict):
-                name = item.get("username")
-                if isinstance(name, str) and name in wanted:
-                    yield name, parse(item)
+        return matching_items(items, wanted, "username", self.dialect.parse)
 
 
 class BearerSession(PasswordSession[str]):

@@ -36,7 +36,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence, Set
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Protocol, Self, TypeVar
@@ -471,6 +471,20 @@ class BulkSession(HttpSession):
                 unread,
                 extra=ctx(panel_id=self._panel.id, users=unread, budget_s=batch.options.budget_s),
             )
+
+
+def matching_items(
+    items: Iterable[object],
+    wanted: Set[str],
+    key: str,
+    parse: Callable[[dict[str, object]], UsageResult],
+) -> Iterator[tuple[str, UsageResult]]:
+    """Each listed item whose `key` names a wanted user, with its parsed reading."""
+    for item in items:
+        if isinstance(item, dict):
+            name = item.get(key)
+            if isinstance(name, str) and name in wanted:
+                yield name, parse(item)
 
 
 def page_count(total: int, size: int) -> int:

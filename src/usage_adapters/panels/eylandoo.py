@@ -17,6 +17,7 @@ from usage_adapters.panels.bulk import (
     ListingDialect,
     Page,
     Single,
+    matching_items,
 )
 from usage_adapters.panels.transport import (
     FetchWording,
@@ -59,11 +60,7 @@ class _EylandooListing:
     def read_items(
         self, items: Iterable[object], wanted: Set[str]
     ) -> Iterator[tuple[str, UsageResult]]:
-        for item in items:
-            if isinstance(item, dict):
-                name = item.get("username")
-                if isinstance(name, str) and name in wanted:
-                    yield name, read_list_item(item)
+        return matching_items(items, wanted, "username", read_list_item)
 
 
 def list_all_groups(decoded: object) -> list[list[object]] | str:

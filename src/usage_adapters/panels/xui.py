@@ -16,6 +16,7 @@ from usage_adapters.panels.bulk import (
     ListingDialect,
     Page,
     Single,
+    matching_items,
 )
 from usage_adapters.panels.shared_login import PasswordSession
 from usage_adapters.panels.transport import (
@@ -79,11 +80,7 @@ class _XuiListing:
     def read_items(
         self, items: Iterable[object], wanted: Set[str]
     ) -> Iterator[tuple[str, UsageResult]]:
-        for item in items:
-            if isinstance(item, dict):
-                email = item.get("email")
-                if isinstance(email, str) and email in wanted:
-                    yield email, parse_xui_client_traffic(item)
+        return matching_items(items, wanted, "email", parse_xui_client_traffic)
 
 
 class XuiSession(PasswordSession[int]):
