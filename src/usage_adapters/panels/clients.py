@@ -1,36 +1,68 @@
-"""`HttpxPanelClients`: the `PanelClients` port over httpx, one client per session."""
+"""`HttpxPanelClients`: the `PanelClients` port, one httpx client and dialect per session."""
 
 from __future__ import annotations
 
 import ssl
 import threading
+from collections.abc import Callable, Mapping, Sequence
 
 import httpx
 
-from usage_adapters.panels.bearer import MARZBAN, MARZNESHIN, BearerSession
-from usage_adapters.panels.bulk import (
+from usage_adapters.panels.dialect import PanelDialect
+from usage_adapters.panels.eylandoo import EylandooDialect
+from usage_adapters.panels.http import HttpChannel
+from usage_adapters.panels.marzban import MarzbanDialect
+from usage_adapters.panels.marzneshin import MarzneshinDialect
+from usage_adapters.panels.options import (
+    DEFAULT_HTTP_TIMEOUT_S,
+    DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_LISTING_BYTES,
     DEFAULT_PANEL_BUDGET_S,
-    DEFAULT_SYNC_CONCURRENCY,
-    MAX_SYNC_CONCURRENCY,
-    bulk_options,
-    pool_limits,
+    DEFAULT_PANEL_CONCURRENCY,
+    MAX_PANEL_CONCURRENCY,
+    ReadOptions,
+    read_options,
 )
-from usage_adapters.panels.eylandoo import EylandooSession
+from usage_adapters.panels.reader import PanelReader
 from usage_adapters.panels.redaction import install_http_library_log_filter
-from usage_adapters.panels.transport import FailingSession
-from usage_adapters.panels.xui import XuiSession
+from usage_adapters.panels.xui import XuiDialect
 from usage_core.model import Panel, PanelType, panel_type_of
 from usage_core.ports import PanelSession
-from usage_core.readings import HardFailure
+from usage_core.readings import HardFailure, UsageResult
 
 # Explicit, never httpx's implicit defaults (a bare `httpx.Limits()` is unlimited).
-DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0, pool=10.0)
 DEFAULT_LIMITS = httpx.Limits(
     max_connections=10, max_keepalive_connections=10, keepalive_expiry=30.0
 )
-DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 DEFAULT_USER_AGENT = "usage-sync/0.1"
+
+DialectFactory = Callable[[HttpChannel, ReadOptions], PanelDialect]
+
+# Which dialect speaks to a panel of each type.
+DIALECTS: Mapping[PanelType, DialectFactory] = {
+    PanelType.EYLANDOO: EylandooDialect,
+    PanelType.MARZBAN: MarzbanDialect,
+    PanelType.MARZNESHIN: MarzneshinDialect,
+    PanelType.XUI: XuiDialect,
+}
+
+
+class FailingSession:
+    """A session that cannot talk to its panel at all; every fetch fails the same way."""
+
+    def __init__(self, failure: HardFailure) -> None:
+        self._failure = failure
+
+    def fetch_usage(self, username: str) -> UsageResult:
+        """The session's one failure."""
+        return self._failure
+
+    def fetch_many(self, usernames: Sequence[str]) -> dict[str, UsageResult]:
+        """The session's one failure for every name, without a request."""
+        return dict.fromkeys(usernames, self._failure)
+
+    def close(self) -> None:
+        """Nothing to release."""
 
 
 class HttpxPanelClients:
@@ -39,7 +71,7 @@ class HttpxPanelClients:
     Constructing one attaches `HttpLibraryLogFilter` to the httpx and
     httpcore loggers, so that their DEBUG traces cannot leak a session cookie.
 
-    Each session's `fetch_many` (see `usage_adapters.panels.bulk`) runs at
+    Each session's `fetch_many` (see `usage_adapters.panels.reader`) runs at
     most `sync_concurrency` requests at a time, or the panel's own
     `extra.sync_concurrency` (1..64); Marzban and Marzneshin page their
     listing by `extra.sync_page_size` (Marzneshin at most 100). The session's
@@ -64,28 +96,28 @@ class HttpxPanelClients:
     def __init__(
         self,
         *,
-        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        timeout: httpx.Timeout | float = DEFAULT_HTTP_TIMEOUT_S,
         limits: httpx.Limits = DEFAULT_LIMITS,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         user_agent: str = DEFAULT_USER_AGENT,
         trust_env: bool = True,
         transport: httpx.BaseTransport | None = None,
         panel_budget_s: float = DEFAULT_PANEL_BUDGET_S,
-        sync_concurrency: int = DEFAULT_SYNC_CONCURRENCY,
+        sync_concurrency: int = DEFAULT_PANEL_CONCURRENCY,
         max_listing_bytes: int = DEFAULT_MAX_LISTING_BYTES,
     ) -> None:
         if max_body_bytes < 1 or max_listing_bytes < 1:
             raise ValueError("max_body_bytes and max_listing_bytes must be positive")
         if not panel_budget_s > 0:
             raise ValueError("panel_budget_s must be positive")
-        if not 1 <= sync_concurrency <= MAX_SYNC_CONCURRENCY:
-            raise ValueError(f"sync_concurrency must be within 1..{MAX_SYNC_CONCURRENCY}")
-        self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
-        self._limits = limits
-        self._max_body_bytes = max_body_bytes
-        self._panel_budget_s = panel_budget_s
-        self._sync_concurrency = sync_concurrency
-        self._max_listing_bytes = max_listing_bytes
+        if not 1 <= sync_concurrency <= MAX_PANEL_CONCURRENCY:
+            raise ValueError(f"sync_concurrency must be within 1..{MAX_PANEL_CONCURRENCY}")
+        self.timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+        self.limits = limits
+        self.max_body_bytes = max_body_bytes
+        self.panel_budget_s = panel_budget_s
+        self.sync_concurrency = sync_concurrency
+        self.max_listing_bytes = max_listing_bytes
         self._user_agent = user_agent
         self._trust_env = trust_env
         self._transport = transport
@@ -103,31 +135,23 @@ class HttpxPanelClients:
         problem = panel.problem  # e.g. credentials that do not decrypt
         if problem:
             return FailingSession(HardFailure(str(problem)))
-        bulk = bulk_options(
+        options = read_options(
             panel,
-            concurrency=self._sync_concurrency,
-            budget_s=self._panel_budget_s,
-            max_listing_bytes=self._max_listing_bytes,
+            concurrency=self.sync_concurrency,
+            budget_s=self.panel_budget_s,
+            max_listing_bytes=self.max_listing_bytes,
         )
         try:
-            client = self._client(panel, pool_limits(self._limits, bulk.concurrency))
+            client = self._client(panel, pool_limits(self.limits, options.concurrency))
         except httpx.InvalidURL:
             return FailingSession(HardFailure("the panel URL is not a valid URL"))
-        body = self._max_body_bytes
-        match kind:
-            case PanelType.EYLANDOO:
-                return EylandooSession(panel, client, body, bulk)
-            case PanelType.MARZBAN:
-                return BearerSession(panel, client, body, MARZBAN, bulk)
-            case PanelType.MARZNESHIN:
-                return BearerSession(panel, client, body, MARZNESHIN, bulk)
-            case PanelType.XUI:
-                return XuiSession(panel, client, body, bulk)
+        channel = HttpChannel(panel, client, self.max_body_bytes)
+        return PanelReader(channel, DIALECTS[kind](channel, options), options)
 
     def _client(self, panel: Panel, limits: httpx.Limits) -> httpx.Client:
         return httpx.Client(
             base_url=panel.url.rstrip("/"),
-            timeout=self._timeout,
+            timeout=self.timeout,
             limits=limits,
             verify=self._ssl_context(panel.verify_tls),
             headers={"User-Agent": self._user_agent},
@@ -144,3 +168,16 @@ class HttpxPanelClients:
                 context = httpx.create_ssl_context(verify=verify, trust_env=self._trust_env)
                 self._ssl_contexts[verify] = context
             return context
+
+
+def pool_limits(limits: httpx.Limits, concurrency: int) -> httpx.Limits:
+    """`limits` widened so that `concurrency` requests never wait for a connection."""
+
+    def at_least(value: int | None) -> int | None:
+        return None if value is None else max(value, concurrency)
+
+    return httpx.Limits(
+        max_connections=at_least(limits.max_connections),
+        max_keepalive_connections=at_least(limits.max_keepalive_connections),
+        keepalive_expiry=limits.keepalive_expiry,
+    )

@@ -1,20 +1,18 @@
-"""What every panel session shares: bounded requests that never raise, and JSON decoding."""
+"""One panel's HTTP channel: bounded requests that never raise, and JSON decoding."""
 
 from __future__ import annotations
 
 import json
-import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from urllib.parse import quote
 
 import attrs
 import httpx
 
 from usage_adapters.panels.redaction import Redactor
-from usage_core.log import ctx
 from usage_core.model import Panel
-from usage_core.readings import HardFailure, UsageResult
+from usage_core.readings import HardFailure
 
 _DETAIL_CHARS = 200
 _DETAIL_KEYS = ("message", "detail", "msg", "error")
@@ -41,26 +39,8 @@ def path_segment(name: str) -> str:
 
 
 @attrs.frozen
-class FetchWording:
-    """The log messages of one panel's user fetch, in the original app's style."""
-
-    exception: str
-    failed: str
-    unusable: str
-
-    @classmethod
-    def for_label(cls, label: str, subject: str = "User") -> FetchWording:
-        """E.g. "Marzban Get User Exception:", "Marzban Get User failed:", ..."""
-        return cls(
-            exception=f"{label} Get {subject} Exception:",
-            failed=f"{label} Get {subject} failed:",
-            unusable=f"{label} Get {subject} Usage: failed to retrieve {subject.lower()} data",
-        )
-
-
-@attrs.frozen
 class Reply:
-    """A panel's HTTP reply, its body read up to the session's size cap."""
+    """A panel's HTTP reply, its body read up to the channel's size cap."""
 
     status: int
     body: bytes
@@ -84,7 +64,7 @@ class TransportProblem:
     """A request that got no HTTP reply: refused, timed out, broken, ...
 
     `out_of_time` marks a request cut short (or never sent) because its
-    batch's time budget ran out, rather than because of the panel.
+    deadline passed, rather than because of the panel.
     """
 
     error: str
@@ -101,8 +81,15 @@ class TransportProblem:
             return f"the panel did not answer in time ({self.error})"
         return f"could not reach the panel ({self.error})"
 
+    @property
+    def unreachable(self) -> bool:
+        """True when the panel itself did not answer (not our own deadline)."""
+        return not self.out_of_time
+
 
 _OUT_OF_TIME = TransportProblem("TimeBudget", OUT_OF_TIME, timed_out=True, out_of_time=True)
+
+Sent = Reply | TransportProblem
 
 
 def decode_json(reply: Reply) -> object:
@@ -117,22 +104,22 @@ def decode_json(reply: Reply) -> object:
         return NotJson("the reply is not JSON")
 
 
-class HttpSession:
-    """Base of the per-panel sessions: one `httpx.Client`, one `Redactor`.
+class HttpChannel:
+    """One panel's `httpx.Client` and `Redactor`.
 
     `send` turns every transport-level exception into a `TransportProblem`
-    and caps the body it reads, so subclasses only deal with values.
+    and caps the body it reads, so callers only deal with values.
     """
 
     def __init__(self, panel: Panel, client: httpx.Client, max_body_bytes: int) -> None:
-        self._panel = panel
-        self._client = client
-        self._max_body_bytes = max_body_bytes
-        self._redactor = Redactor(panel.secrets())
+        self.panel = panel
+        self.client = client
+        self.max_body_bytes = max_body_bytes
+        self.redactor = Redactor(panel.secrets())
 
     def close(self) -> None:
-        """Release the session's connections."""
-        self._client.close()
+        """Release the channel's connections."""
+        self.client.close()
 
     def send(
         self,
@@ -141,31 +128,33 @@ class HttpSession:
         *,
         headers: Mapping[str, str] | None = None,
         data: Mapping[str, str] | None = None,
+        json_body: object = None,
         params: QueryParams | None = None,
         deadline: float | None = None,
         max_bytes: int | None = None,
-    ) -> Reply | TransportProblem:
+    ) -> Sent:
         """One request relative to the panel URL; a `Reply` or what went wrong.
 
         With a `deadline` (a `time.monotonic()` instant) nothing is sent once it
         has passed, every timeout phase is cut to the time left, and a body
         still arriving at the deadline is abandoned: each gives a
         `TransportProblem` with `out_of_time` set. `max_bytes` replaces the
-        session's body cap (listings are much larger than user replies).
+        channel's body cap (listings are much larger than user replies).
         """
         timeout: httpx.Timeout | None = None
         if deadline is not None:
             left = deadline - time.monotonic()
             if left <= 0:
                 return _OUT_OF_TIME
-            timeout = _capped(self._client.timeout, left)
-        cap = self._max_body_bytes if max_bytes is None else max_bytes
+            timeout = _capped(self.client.timeout, left)
+        cap = self.max_body_bytes if max_bytes is None else max_bytes
         try:
-            with self._client.stream(
+            with self.client.stream(
                 method,
                 path,
                 headers=headers,
                 data=data,
+                json=json_body,
                 params=params,
                 timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
             ) as response:
@@ -185,39 +174,13 @@ class HttpSession:
                 return _OUT_OF_TIME
             return TransportProblem(
                 error=type(exc).__name__,
-                message=self._redactor.scrub(str(exc)) or type(exc).__name__,
+                message=self.redactor.scrub(str(exc)) or type(exc).__name__,
                 timed_out=isinstance(exc, httpx.TimeoutException),
             )
 
-    def interpret(
-        self,
-        username: str,
-        sent: Reply | TransportProblem,
-        parse: Callable[[object], UsageResult],
-        wording: FetchWording,
-        log: logging.Logger,
-    ) -> UsageResult:
-        """Turn a user-fetch reply into a counter or a logged, scrubbed hard failure."""
-        if isinstance(sent, TransportProblem):
-            log.error(wording.exception, extra=ctx(message=sent.message, username=username))
-            return HardFailure(sent.reason)
-        if not sent.ok:
-            log.warning(
-                wording.failed,
-                extra=ctx(status=sent.status, username=username, body_preview=self.preview(sent)),
-            )
-            return self.http_failure(sent)
-        decoded = decode_json(sent)
-        result = HardFailure(decoded.reason) if isinstance(decoded, NotJson) else parse(decoded)
-        if isinstance(result, HardFailure):
-            reason = self._redactor.scrub(result.reason)
-            log.warning(wording.unusable, extra=ctx(username=username, reason=reason))
-            return HardFailure(reason)
-        return result
-
     def preview(self, reply: Reply) -> str:
         """The reply body, scrubbed and cut for a log line."""
-        return self._redactor.preview(reply.body)
+        return self.redactor.preview(reply.body)
 
     def http_failure(self, reply: Reply, prefix: str = "") -> HardFailure:
         """`HardFailure("<prefix>HTTP <status>: <panel's message>")`, scrubbed."""
@@ -232,7 +195,7 @@ class HttpSession:
             value = decoded.get(key)
             if value:
                 text = value if isinstance(value, str) else json.dumps(value)
-                return self._redactor.scrub(text)[:_DETAIL_CHARS]
+                return self.redactor.scrub(text)[:_DETAIL_CHARS]
         return ""
 
 
@@ -248,21 +211,3 @@ def _capped(timeout: httpx.Timeout, left: float) -> httpx.Timeout:
         write=cap(timeout.write),
         pool=cap(timeout.pool),
     )
-
-
-class FailingSession:
-    """A session that cannot talk to its panel at all; every fetch fails the same way."""
-
-    def __init__(self, failure: HardFailure) -> None:
-        self._failure = failure
-
-    def fetch_usage(self, username: str) -> UsageResult:
-        """The session's one failure."""
-        return self._failure
-
-    def fetch_many(self, usernames: Sequence[str]) -> dict[str, UsageResult]:
-        """The session's one failure for every name, without a request."""
-        return dict.fromkeys(usernames, self._failure)
-
-    def close(self) -> None:
-        """Nothing to release."""

@@ -1,0 +1,128 @@
+"""The ways a session proves who it is: an OAuth2 password form, or a static key header."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from usage_adapters.panels.dialect import LoginFailure
+from usage_adapters.panels.http import (
+    HttpChannel,
+    Reply,
+    TransportProblem,
+    decode_json,
+    header_safe,
+)
+from usage_core.log import ctx
+from usage_core.model import Panel
+from usage_core.readings import HardFailure
+
+logger = logging.getLogger(__name__)
+
+
+class PasswordTokenAuth:
+    """An OAuth2 password form (`username`, `password`) that buys a bearer token.
+
+    Marzban (`/api/admin/token`), Marzneshin (`/api/admins/token`) and
+    PasarGuard answer `{"access_token": ...}`; the token then goes in
+    `Authorization: Bearer`. A 401 means the token was rejected.
+    """
+
+    needs_login = True
+
+    def __init__(self, panel: Panel, label: str, token_path: str) -> None:
+        self._panel_id = panel.id
+        self._label = label
+        self._token_path = token_path
+        self._username = panel.username or ""
+        self._password = panel.password.reveal() if panel.password else ""
+
+    def problem(self) -> str | None:
+        """Both the admin username and password are needed."""
+        if not self._username or not self._password:
+            return "the panel has no admin username or password"
+        return None
+
+    def log_in(self, http: HttpChannel, deadline: float | None) -> object | LoginFailure:
+        """Post the form; the access token, or why not."""
+        label = self._label
+        sent = http.send(
+            "POST",
+            self._token_path,
+            data={"username": self._username, "password": self._password},
+            headers={"Accept": "application/json"},
+            deadline=deadline,
+        )
+        if isinstance(sent, TransportProblem):
+            logger.error(f"{label} Login Exception:", extra=ctx(message=sent.message))
+            return LoginFailure(HardFailure(f"login failed: {sent.reason}"), final=False)
+        token = _access_token(sent)
+        if token is None:
+            logger.warning(
+                f"{label} Login failed",
+                extra=ctx(status=sent.status, body_preview=http.preview(sent)),
+            )
+            failure = http.http_failure(sent, prefix="login failed: ")
+            if sent.ok:
+                failure = HardFailure(
+                    f"login failed: HTTP {sent.status} without a usable access token"
+                )
+            return LoginFailure(failure, final=sent.status < 500)
+        http.redactor.add(token)
+        logger.debug(f"{label} Login successful")
+        return token
+
+    def headers(self, credential: object) -> Mapping[str, str]:
+        """`Authorization: Bearer <token>`."""
+        return {"Authorization": f"Bearer {credential}", "Accept": "application/json"}
+
+    def lost(self, reply: Reply, route_known: bool) -> bool:
+        """A 401: the token expired or was revoked."""
+        return reply.status == 401
+
+    def on_relogin(self, username: str | None) -> None:
+        """Say that the token is being renewed."""
+        about = {"username": username} if username else {"panel_id": self._panel_id}
+        logger.info("%s token rejected; logging in again", self._label, extra=ctx(**about))
+
+
+def _access_token(reply: Reply) -> str | None:
+    if not reply.ok:
+        return None
+    decoded = decode_json(reply)
+    token = decoded.get("access_token") if isinstance(decoded, dict) else None
+    return token if isinstance(token, str) and token and header_safe(token) else None
+
+
+class StaticKeyAuth:
+    """A key sent in one header with every request; there is no login to renew."""
+
+    needs_login = False
+
+    def __init__(self, key: str, header: str, *, missing: str) -> None:
+        self._key = key
+        self._header = header
+        self._missing = missing
+
+    def problem(self) -> str | None:
+        """The key must be present and fit in a header."""
+        if not self._key:
+            return self._missing
+        if not header_safe(self._key):
+            return "the panel's API token has characters a header cannot carry"
+        return None
+
+    def log_in(self, http: HttpChannel, deadline: float | None) -> object | LoginFailure:
+        """Nothing to do: the key is the credential."""
+        return self._key
+
+    def headers(self, credential: object) -> Mapping[str, str]:
+        """The key's header."""
+        return {self._header: self._key, "Accept": "application/json"}
+
+    def lost(self, reply: Reply, route_known: bool) -> bool:
+        """A static key is never renewed."""
+        return False
+
+    def on_relogin(self, username: str | None) -> None:
+        """Never called: a static key is never renewed."""

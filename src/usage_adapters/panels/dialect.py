@@ -1,0 +1,171 @@
+"""What a panel type must tell the shared reader: its dialect, as Protocols.
+
+A dialect is a small object per panel session. It says how the session
+proves who it is (`Auth`), where one user is read and how that reply is
+parsed, and how the panel's listing is asked for (`Listing`). Everything
+else (sessions, one shared login, concurrency, deadlines, falling back from
+the listing to single reads) belongs to `usage_adapters.panels.reader`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+import attrs
+
+from usage_adapters.panels.http import HttpChannel, QueryParams, Reply
+from usage_core.log import ctx
+from usage_core.readings import CounterReading, HardFailure, UsageResult
+
+
+@attrs.frozen
+class LoginFailure:
+    """A login that did not give a credential.
+
+    `final` marks a refusal of the credentials themselves (a 4xx, or a 2xx
+    without a token): the session then asks no more.
+    """
+
+    failure: HardFailure
+    final: bool
+
+
+@attrs.frozen
+class FetchWording:
+    """The log messages of one panel's user fetch, in the original app's style."""
+
+    exception: str
+    failed: str
+    unusable: str
+
+    @classmethod
+    def for_label(cls, label: str, subject: str = "User") -> FetchWording:
+        """E.g. "Marzban Get User Exception:", "Marzban Get User failed:", ..."""
+        return cls(
+            exception=f"{label} Get {subject} Exception:",
+            failed=f"{label} Get {subject} failed:",
+            unusable=f"{label} Get {subject} Usage: failed to retrieve {subject.lower()} data",
+        )
+
+
+class Auth(Protocol):
+    """How a session proves who it is to its panel."""
+
+    @property
+    def needs_login(self) -> bool:
+        """False for a static key sent with every request (no login exchange)."""
+        ...
+
+    def problem(self) -> str | None:
+        """Why no request can be made at all (missing credentials), or None."""
+        ...
+
+    def log_in(self, http: HttpChannel, deadline: float | None) -> object | LoginFailure:
+        """Log in once: the new credential (opaque to the reader), or why not."""
+        ...
+
+    def headers(self, credential: object) -> Mapping[str, str]:
+        """The headers that authenticate a request made with `credential`."""
+        ...
+
+    def lost(self, reply: Reply, route_known: bool) -> bool:
+        """True when `reply` says the credential is no longer accepted."""
+        ...
+
+    def on_relogin(self, username: str | None) -> None:
+        """Log that a lost credential is being renewed."""
+        ...
+
+
+@attrs.frozen
+class Page:
+    """One listing page: its raw items and how many pages the listing has."""
+
+    items: Sequence[object]
+    pages: int
+
+
+class Listing(Protocol):
+    """How one panel's bulk listing is asked for and read."""
+
+    @property
+    def item_key(self) -> str:
+        """The field of a listed item that names the user (`username`, `email`)."""
+        ...
+
+    def request(self, number: int) -> tuple[str, QueryParams]:
+        """The path and query of page `number` (1-based)."""
+        ...
+
+    def read_page(self, decoded: object, number: int) -> Page | str:
+        """The page's items, or why the reply is not a listing page."""
+        ...
+
+    def read_item(self, item: Mapping[str, object]) -> UsageResult:
+        """A listed item's reading (a counter without a usage field asks for a single read)."""
+        ...
+
+
+class PanelDialect(Protocol):
+    """One panel type's API, as the shared reader needs it."""
+
+    @property
+    def label(self) -> str:
+        """The panel type's name in log lines, e.g. "Marzban"."""
+        ...
+
+    @property
+    def wording(self) -> FetchWording:
+        """The single-user fetch's log messages."""
+        ...
+
+    @property
+    def auth(self) -> Auth:
+        """How the session authenticates."""
+        ...
+
+    @property
+    def listing(self) -> Listing:
+        """The bulk listing."""
+        ...
+
+    def user_paths(self, username: str) -> Sequence[str]:
+        """Where one user is read: tried in order while the panel answers 404.
+
+        The first path that answers anything else is used for the rest of the
+        session (3x-ui moved its traffic route in 3.1).
+        """
+        ...
+
+    def parse_user(self, decoded: object) -> UsageResult:
+        """A single-user reply's reading."""
+        ...
+
+    def log_reading(self, username: str, reading: CounterReading) -> None:
+        """Say where a single read's counter came from."""
+        ...
+
+
+def paged(items: Sequence[object], total: int | None, number: int, size: int) -> Page:
+    """Page `number` of a listing of `total` users in pages of `size`.
+
+    A first page holding everything is the only page (a panel ignoring the limit).
+    """
+    total = total or 0
+    if number == 1 and len(items) >= total:
+        return Page(items, 1)
+    return Page(items, max(1, -(-total // size)))
+
+
+def log_debug_reading(
+    log: logging.Logger, label: str, username: str, reading: CounterReading
+) -> None:
+    """`<label> usage from <path>` at DEBUG, for panels whose reads the original did not log."""
+    log.debug(
+        "%s usage from %s",
+        label,
+        reading.path,
+        extra=ctx(username=username, usage_bytes=reading.bytes),
+    )

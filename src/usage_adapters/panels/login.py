@@ -1,0 +1,101 @@
+"""One login shared by every thread of a panel session."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import attrs
+
+from usage_adapters.panels.dialect import LoginFailure
+from usage_core.readings import HardFailure
+
+
+@attrs.frozen
+class Credential:
+    """What a login gave (a token, a cookie generation), and whether it is new."""
+
+    value: object
+    fresh: bool  # obtained during the current fetch
+
+
+class LoginAllowance:
+    """What one batch of requests may spend on logins: one re-login, and its failure.
+
+    Once a login fails during a batch, the batch's later requests fail with
+    it at once instead of trying to log in again, once per user.
+    """
+
+    def __init__(self, deadline: float | None = None) -> None:
+        self.deadline = deadline
+        self.failure: HardFailure | None = None
+        self._lock = threading.Lock()
+        self._relogins = 1
+
+    def take_relogin(self) -> bool:
+        """True (once) when a rejected credential may be renewed."""
+        with self._lock:
+            if self._relogins <= 0:
+                return False
+            self._relogins -= 1
+            return True
+
+
+class SharedLogin:
+    """The login state machine of a session, safe to share between threads.
+
+    Threads holding the same stale credential share one re-login; within a
+    batch only one re-login is allowed, and a batch whose login failed fails
+    every later request at once. A login the panel refused is remembered for
+    the session: later fetches fail without asking again.
+    """
+
+    def __init__(
+        self,
+        log_in: Callable[[float | None], object | LoginFailure],
+        on_relogin: Callable[[str | None], None],
+    ) -> None:
+        self._log_in = log_in
+        self._on_relogin = on_relogin
+        self._lock = threading.Lock()
+        self._current: object | None = None
+        self._refused: HardFailure | None = None
+
+    def current(self, batch: LoginAllowance | None) -> Credential | HardFailure:
+        """The current credential, logging in when there is none."""
+        with self._lock:
+            return self._obtain(None, batch, None) or HardFailure("no credential")
+
+    def renew(
+        self, stale: object, batch: LoginAllowance | None, username: str | None = None
+    ) -> Credential | HardFailure | None:
+        """A credential other than `stale`, logging in again when `stale` is the current one.
+
+        None when that needs a re-login and the batch has used its one up.
+        """
+        with self._lock:
+            return self._obtain(stale, batch, username)
+
+    def _obtain(
+        self, stale: object | None, batch: LoginAllowance | None, username: str | None
+    ) -> Credential | HardFailure | None:
+        if self._refused is not None:
+            return self._refused
+        if self._current is not None and self._current != stale:
+            return Credential(self._current, fresh=False)
+        if batch is not None and batch.failure is not None:
+            return batch.failure
+        if stale is not None:
+            if batch is not None and not batch.take_relogin():
+                return None
+            self._on_relogin(username)
+        self._current = None
+        outcome = self._log_in(batch.deadline if batch is not None else None)
+        if isinstance(outcome, LoginFailure):
+            if outcome.final:
+                self._refused = outcome.failure
+            if batch is not None:
+                batch.failure = outcome.failure
+            return outcome.failure
+        self._current = outcome
+        return Credential(outcome, fresh=True)

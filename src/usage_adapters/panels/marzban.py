@@ -1,0 +1,73 @@
+"""Marzban: a bearer token from `/api/admin/token`, `GET /api/user/{username}`, and
+the listing `GET /api/users?offset&limit&sort=username`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+
+import attrs
+
+from usage_adapters.panels.auth import PasswordTokenAuth
+from usage_adapters.panels.dialect import FetchWording, Page, log_debug_reading, paged
+from usage_adapters.panels.http import HttpChannel, QueryParams, path_segment
+from usage_adapters.panels.options import ReadOptions
+from usage_core.readings import (
+    CounterReading,
+    UsageResult,
+    parse_marzban_user,
+    parse_marzban_users_page,
+)
+
+logger = logging.getLogger(__name__)
+
+LABEL = "Marzban"
+# Marzban has no maximum `limit`; 1,000 full user objects are ~1.3 MB per page.
+DEFAULT_PAGE_SIZE = 1000
+
+
+@attrs.frozen
+class MarzbanListing:
+    """`GET /api/users`, sorted by username, in pages of `size` (offset/limit)."""
+
+    size: int
+    item_key: str = "username"
+
+    def request(self, number: int) -> tuple[str, QueryParams]:
+        """Page `number`: `offset=(number-1)*size&limit=size&sort=username`."""
+        offset = (number - 1) * self.size
+        return "/api/users", (("offset", offset), ("limit", self.size), ("sort", "username"))
+
+    def read_page(self, decoded: object, number: int) -> Page | str:
+        """The page's users and the page count from `total`."""
+        page = parse_marzban_users_page(decoded)
+        if isinstance(page, str):
+            return page
+        return paged(page.items, page.total, number, self.size)
+
+    def read_item(self, item: Mapping[str, object]) -> UsageResult:
+        """A listed user object, read as a single reply."""
+        return parse_marzban_user(item)
+
+
+class MarzbanDialect:
+    """How a Marzban session logs in, reads one user and lists them all."""
+
+    label = LABEL
+    wording = FetchWording.for_label(LABEL)
+
+    def __init__(self, http: HttpChannel, options: ReadOptions) -> None:
+        self.auth = PasswordTokenAuth(http.panel, LABEL, "/api/admin/token")
+        self.listing = MarzbanListing(max(1, options.page_size or DEFAULT_PAGE_SIZE))
+
+    def user_paths(self, username: str) -> Sequence[str]:
+        """`/api/user/{username}`."""
+        return (f"/api/user/{path_segment(username)}",)
+
+    def parse_user(self, decoded: object) -> UsageResult:
+        """`used_traffic`."""
+        return parse_marzban_user(decoded)
+
+    def log_reading(self, username: str, reading: CounterReading) -> None:
+        """A debug line with the counter."""
+        log_debug_reading(logger, LABEL, username, reading)

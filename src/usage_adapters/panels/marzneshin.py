@@ -1,0 +1,73 @@
+"""Marzneshin: a bearer token from `/api/admins/token`, `GET /api/users/{username}`,
+and the listing `GET /api/users?page&size&order_by=username` (at most 100 a page)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+
+import attrs
+
+from usage_adapters.panels.auth import PasswordTokenAuth
+from usage_adapters.panels.dialect import FetchWording, Page, log_debug_reading, paged
+from usage_adapters.panels.http import HttpChannel, QueryParams, path_segment
+from usage_adapters.panels.options import ReadOptions
+from usage_core.readings import (
+    CounterReading,
+    UsageResult,
+    parse_marzneshin_user,
+    parse_marzneshin_users_page,
+)
+
+logger = logging.getLogger(__name__)
+
+LABEL = "Marzneshin"
+# fastapi-pagination refuses `size` above 100 with a 422.
+MAX_PAGE_SIZE = 100
+
+
+@attrs.frozen
+class MarzneshinListing:
+    """`GET /api/users`, ordered by username, in pages of `size` (page/size)."""
+
+    size: int
+    item_key: str = "username"
+
+    def request(self, number: int) -> tuple[str, QueryParams]:
+        """Page `number`: `page=number&size=size&order_by=username`."""
+        return "/api/users", (("page", number), ("size", self.size), ("order_by", "username"))
+
+    def read_page(self, decoded: object, number: int) -> Page | str:
+        """The page's users and the page count from `total`."""
+        page = parse_marzneshin_users_page(decoded)
+        if isinstance(page, str):
+            return page
+        return paged(page.items, page.total, number, self.size)
+
+    def read_item(self, item: Mapping[str, object]) -> UsageResult:
+        """A listed user object, read as a single reply."""
+        return parse_marzneshin_user(item)
+
+
+class MarzneshinDialect:
+    """How a Marzneshin session logs in, reads one user and lists them all."""
+
+    label = LABEL
+    wording = FetchWording.for_label(LABEL)
+
+    def __init__(self, http: HttpChannel, options: ReadOptions) -> None:
+        self.auth = PasswordTokenAuth(http.panel, LABEL, "/api/admins/token")
+        size = min(max(1, options.page_size or MAX_PAGE_SIZE), MAX_PAGE_SIZE)
+        self.listing = MarzneshinListing(size)
+
+    def user_paths(self, username: str) -> Sequence[str]:
+        """`/api/users/{username}`."""
+        return (f"/api/users/{path_segment(username)}",)
+
+    def parse_user(self, decoded: object) -> UsageResult:
+        """`used_traffic`."""
+        return parse_marzneshin_user(decoded)
+
+    def log_reading(self, username: str, reading: CounterReading) -> None:
+        """A debug line with the counter."""
+        log_debug_reading(logger, LABEL, username, reading)

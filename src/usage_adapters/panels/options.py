@@ -1,0 +1,84 @@
+"""How panels are read: the defaults (the one place they live) and each panel's own.
+
+The environment settings (`USAGE_SYNC_HTTP_TIMEOUT`, `USAGE_SYNC_PANEL_CONCURRENCY`,
+`USAGE_SYNC_PANEL_BUDGET`) default to these values; a panel row's `extra`
+may override the concurrency and the page size for that panel.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import attrs
+
+from usage_core.log import ctx
+from usage_core.model import Panel
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_HTTP_TIMEOUT_S = 15.0
+DEFAULT_PANEL_CONCURRENCY = 4
+MAX_PANEL_CONCURRENCY = 64
+DEFAULT_PANEL_BUDGET_S = 120.0
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+# Listings carry every user at once (Eylandoo, 3x-ui) or in big pages: ~0.3-1.5 kB a user.
+DEFAULT_MAX_LISTING_BYTES = 512 * 1024 * 1024
+
+
+@attrs.frozen
+class ReadOptions:
+    """How one panel is read in a session.
+
+    Attributes:
+        concurrency: Requests in flight at most (pages and single reads).
+        page_size: The panel's `extra.sync_page_size`, or None for the
+            dialect's default; each paged listing clamps it to its own range.
+        budget_s: Seconds a `fetch_many` may take before it stops sending.
+        max_listing_bytes: Listing replies longer than this are not parsed.
+    """
+
+    concurrency: int = DEFAULT_PANEL_CONCURRENCY
+    page_size: int | None = None
+    budget_s: float = DEFAULT_PANEL_BUDGET_S
+    max_listing_bytes: int = DEFAULT_MAX_LISTING_BYTES
+
+
+def read_options(
+    panel: Panel,
+    *,
+    concurrency: int = DEFAULT_PANEL_CONCURRENCY,
+    budget_s: float = DEFAULT_PANEL_BUDGET_S,
+    max_listing_bytes: int = DEFAULT_MAX_LISTING_BYTES,
+) -> ReadOptions:
+    """The panel's options: `extra.sync_concurrency` (1..64) and `extra.sync_page_size`.
+
+    Values that are not positive whole numbers (ints or digit strings) are
+    ignored with a warning, leaving the defaults.
+    """
+    wanted = _positive_int(panel, "sync_concurrency")
+    return ReadOptions(
+        concurrency=min(wanted or concurrency, MAX_PANEL_CONCURRENCY),
+        page_size=_positive_int(panel, "sync_page_size"),
+        budget_s=budget_s,
+        max_listing_bytes=max_listing_bytes,
+    )
+
+
+def _positive_int(panel: Panel, key: str) -> int | None:
+    raw = panel.extra.get(key)
+    if raw is None:
+        return None
+    value: int | None = None
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        value = raw
+    elif isinstance(raw, str) and raw.strip().isdigit():
+        value = int(raw.strip())
+    if value is None or value < 1:
+        logger.warning(
+            "Panel %s: ignoring extra.%s, not a positive whole number",
+            panel.id,
+            key,
+            extra=ctx(panel_id=panel.id, key=key),
+        )
+        return None
+    return value

@@ -1,0 +1,518 @@
+"""The one reader that drives every panel dialect: `fetch_usage` and `fetch_many`.
+
+A batch of users (`fetch_many`) is read the same way on every panel:
+
+1. its login, once (static keys need none);
+2. the bulk listing, its pages fetched concurrently where it pages, keeping
+   only the requested users. A user listed twice (the listing changed between
+   pages) keeps the reading of the page that arrived last;
+3. a single read for each requested user the listing did not return, whose
+   list item has no usable usage field, or, when the listing failed (HTTP
+   error, timeout, malformed JSON, unexpected shape), that the failed pages
+   would have covered: pages that completed are kept.
+
+Pages and single reads run on a thread pool of the panel's concurrency
+(`ReadOptions.concurrency`), sharing the session's `httpx.Client`, whose
+pool is sized for it. Logins are shared: one login for the batch however many
+threads need it, and one shared re-login when requests meet a rejected
+credential (at most one re-login per batch).
+
+Time budget: a batch stops starting requests once `ReadOptions.budget_s`
+has passed; requests under way have their timeouts cut to the time left.
+Users not read by then get `HardFailure("the panel's time budget ran out")`.
+
+Dead panels fail fast: when the listing failed in transit (connection
+refused, reset, timed out) and the first single read fails in transit too,
+the other users are not tried one by one; they all get that read's failure.
+A login that fails (the first one, or the batch's one re-login) fails every
+user still to be read with its reason: no per-user login attempts.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
+from concurrent.futures import ThreadPoolExecutor
+from types import TracebackType
+from typing import Self, TypeVar
+
+import attrs
+
+from usage_adapters.panels.dialect import Listing, Page, PanelDialect
+from usage_adapters.panels.http import (
+    OUT_OF_TIME,
+    HttpChannel,
+    NotJson,
+    QueryParams,
+    Reply,
+    Sent,
+    TransportProblem,
+    decode_json,
+)
+from usage_adapters.panels.login import Credential, LoginAllowance, SharedLogin
+from usage_adapters.panels.options import ReadOptions
+from usage_core.log import ctx
+from usage_core.readings import CounterReading, HardFailure, UsageResult
+
+logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+BUDGET_FAILURE = HardFailure(OUT_OF_TIME)
+NO_USERNAME = HardFailure("the config has no panel username")
+
+
+class Batch(LoginAllowance):
+    """One `fetch_many` call: its deadline, thread pool and login allowance."""
+
+    def __init__(self, options: ReadOptions) -> None:
+        super().__init__(time.monotonic() + options.budget_s)
+        self.options = options
+        self._pool: ThreadPoolExecutor | None = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+    def out_of_time(self) -> bool:
+        """True once the budget has run out: start no new request."""
+        return self.deadline is not None and time.monotonic() >= self.deadline
+
+    def run(self, items: Sequence[_T], work: Callable[[_T], None]) -> None:
+        """Call `work(item)` for every item, at most `concurrency` at a time.
+
+        `work` must not raise; an exception escaping it is logged and that
+        item is skipped.
+        """
+        if not items:
+            return
+        workers = min(self.options.concurrency, len(items))
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.options.concurrency, "panel-read")
+        pending = iter(items)
+        lock = threading.Lock()
+        done = object()
+
+        def loop() -> None:
+            while True:
+                with lock:
+                    item = next(pending, done)
+                if item is done:
+                    return
+                try:
+                    work(item)  # type: ignore[arg-type]
+                except Exception:
+                    logger.exception("Panel read: unexpected error")
+
+        for future in [self._pool.submit(loop) for _ in range(workers)]:
+            future.result()
+
+
+@attrs.define
+class ListingResult:
+    """What the listing gave: readings, size, and what went wrong."""
+
+    results: dict[str, UsageResult] = attrs.field(factory=dict)
+    users: int = 0
+    pages: int = 0
+    failure: str | None = None
+    unreachable: TransportProblem | None = None
+
+    def usable(self) -> dict[str, UsageResult]:
+        """The readings that need no single read: counters with a usage field."""
+        return {
+            name: result
+            for name, result in self.results.items()
+            if isinstance(result, CounterReading) and result.has_usage_field
+        }
+
+
+@attrs.frozen
+class Single:
+    """A single read's result, and whether it failed for want of a reachable panel."""
+
+    result: UsageResult
+    unreachable: bool = False
+
+
+def matching_items(
+    items: Iterable[object], wanted: Set[str], listing: Listing
+) -> Iterator[tuple[str, UsageResult]]:
+    """Each listed item whose name is a wanted user, with its reading."""
+    key = listing.item_key
+    for item in items:
+        if isinstance(item, dict):
+            name = item.get(key)
+            if isinstance(name, str) and name in wanted:
+                yield name, listing.read_item(item)
+
+
+class PanelReader:
+    """The `PanelSession` of every panel type, driven by the panel's dialect.
+
+    Logs in lazily and reuses the credential for every user of the session.
+    A rejected credential on a single read triggers one re-login and one
+    retry, unless the credential was obtained during that same read. A login
+    the panel refused is remembered: later reads fail at once. A login that
+    failed in transit or with a 5xx is tried again by the next read. Safe to
+    share between threads.
+    """
+
+    def __init__(self, channel: HttpChannel, dialect: PanelDialect, options: ReadOptions) -> None:
+        self._http = channel
+        self._dialect = dialect
+        self._options = options
+        self._auth = dialect.auth
+        self._login = SharedLogin(
+            lambda deadline: self._auth.log_in(self._http, deadline), self._auth.on_relogin
+        )
+        # The index in `user_paths` of the route that answered, once one has.
+        self._route: int | None = None
+
+    @property
+    def panel_id(self) -> int:
+        """The id of the session's panel."""
+        return self._http.panel.id
+
+    def close(self) -> None:
+        """Release the session's connections."""
+        self._http.close()
+
+    # -- authenticated requests ----------------------------------------------------
+
+    def _credential(self, batch: LoginAllowance | None) -> Credential | HardFailure:
+        if not self._auth.needs_login:
+            return Credential(None, fresh=False)
+        return self._login.current(batch)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: QueryParams = (),
+        json_body: object = None,
+        batch: LoginAllowance | None = None,
+        username: str | None = None,
+        listing: bool = False,
+        route_known: bool = True,
+        renew: bool = True,
+        route_lost: Callable[[], Sent | HardFailure] | None = None,
+    ) -> Sent | HardFailure:
+        """One authenticated request; a rejected credential is renewed once and retried.
+
+        A credential obtained during this very request is not renewed outside
+        a batch: the rejection is then the panel's answer; with `renew` false
+        it is never renewed. When the rejection was a 404 (a route that
+        worked before), `route_lost` replaces sending the same request again.
+        """
+        credential = self._credential(batch)
+        if isinstance(credential, HardFailure):
+            return credential
+
+        def send(with_credential: Credential) -> Sent:
+            return self._send(
+                method,
+                path,
+                with_credential,
+                params=params,
+                json_body=json_body,
+                batch=batch,
+                listing=listing,
+            )
+
+        sent = send(credential)
+        if not (isinstance(sent, Reply) and self._auth.lost(sent, route_known)):
+            return sent
+        if not (renew and self._auth.needs_login) or (batch is None and credential.fresh):
+            return sent
+        renewed = self._login.renew(credential.value, batch, username)
+        if renewed is None:
+            return sent
+        if isinstance(renewed, HardFailure):
+            return renewed
+        if route_lost is not None and sent.status == 404:
+            return route_lost()
+        return send(renewed)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        credential: Credential,
+        *,
+        params: QueryParams,
+        json_body: object,
+        batch: LoginAllowance | None,
+        listing: bool,
+    ) -> Sent:
+        return self._http.send(
+            method,
+            path,
+            params=params or None,
+            json_body=json_body,
+            headers=self._auth.headers(credential.value),
+            deadline=batch.deadline if batch is not None else None,
+            max_bytes=self._options.max_listing_bytes if listing else None,
+        )
+
+    # -- one user -------------------------------------------------------------------
+
+    def fetch_usage(self, username: str) -> UsageResult:
+        """The user's counter from its single-user route, or a hard failure."""
+        return self._single(username, None).result
+
+    def _single(self, username: str, batch: Batch | None) -> Single:
+        problem = self._auth.problem()
+        if problem is not None:
+            return Single(HardFailure(problem))
+        if not username:
+            return Single(NO_USERNAME)
+        sent = self._read_user(username, batch)
+        if isinstance(sent, HardFailure):
+            return Single(sent)
+        result = self._interpret(username, sent)
+        if isinstance(result, CounterReading):
+            self._dialect.log_reading(username, result)
+        unreachable = isinstance(sent, TransportProblem) and sent.unreachable
+        return Single(result, unreachable=unreachable)
+
+    def _read_user(self, username: str, batch: Batch | None) -> Sent | HardFailure:
+        """GET the user from the route that answered before, or find that route."""
+        paths = self._dialect.user_paths(username)
+        known = self._route
+        if known is None:
+            return self._find_user_route(username, paths, batch)
+
+        def look_again() -> Sent | HardFailure:
+            # A 404 from the route that worked: the panel may have been upgraded.
+            self._route = None
+            return self._find_user_route(username, paths, batch, renew=False)
+
+        return self.request(
+            "GET", paths[known], batch=batch, username=username, route_lost=look_again
+        )
+
+    def _find_user_route(
+        self, username: str, paths: Sequence[str], batch: Batch | None, *, renew: bool = True
+    ) -> Sent | HardFailure:
+        sent: Sent | HardFailure = HardFailure("the panel has no user route")
+        for index, path in enumerate(paths):
+            sent = self.request(
+                "GET", path, batch=batch, username=username, route_known=False, renew=renew
+            )
+            if isinstance(sent, Reply) and sent.status == 404 and index + 1 < len(paths):
+                continue
+            if isinstance(sent, Reply) and sent.ok and self._route is None:
+                if index > 0:
+                    logger.info(
+                        "%s: %s not found; reading users from %s",
+                        self._dialect.label,
+                        paths[0].removesuffix(username),
+                        path.removesuffix(username),
+                        extra=ctx(panel_id=self.panel_id),
+                    )
+                self._route = index
+            break
+        return sent
+
+    def _interpret(self, username: str, sent: Sent) -> UsageResult:
+        """A user-read reply as a counter, or a logged, scrubbed hard failure."""
+        wording = self._dialect.wording
+        if isinstance(sent, TransportProblem):
+            logger.error(wording.exception, extra=ctx(message=sent.message, username=username))
+            return HardFailure(sent.reason)
+        if not sent.ok:
+            logger.warning(
+                wording.failed,
+                extra=ctx(
+                    status=sent.status, username=username, body_preview=self._http.preview(sent)
+                ),
+            )
+            return self._http.http_failure(sent)
+        decoded = decode_json(sent)
+        if isinstance(decoded, NotJson):
+            result: UsageResult = HardFailure(decoded.reason)
+        else:
+            result = self._dialect.parse_user(decoded)
+        if isinstance(result, HardFailure):
+            reason = self._http.redactor.scrub(result.reason)
+            logger.warning(wording.unusable, extra=ctx(username=username, reason=reason))
+            return HardFailure(reason)
+        return result
+
+    # -- many users -----------------------------------------------------------------
+
+    def fetch_many(self, usernames: Sequence[str]) -> dict[str, UsageResult]:
+        """A result for every name: the listing where it serves, single reads otherwise."""
+        names = list(dict.fromkeys(usernames))
+        results: dict[str, UsageResult] = {}
+        wanted = [name for name in names if name]
+        if len(wanted) < len(names):
+            results[""] = NO_USERNAME
+        problem = self._auth.problem() if wanted else None
+        if problem is not None:
+            results.update(dict.fromkeys(wanted, HardFailure(problem)))
+            wanted = []
+        if wanted:
+            with Batch(self._options) as batch:
+                self._read_batch(wanted, batch, results)
+        return {name: results[name] for name in names}
+
+    def _read_batch(self, wanted: list[str], batch: Batch, results: dict[str, UsageResult]) -> None:
+        login = self._credential(batch)
+        if isinstance(login, HardFailure):
+            results.update(dict.fromkeys(wanted, BUDGET_FAILURE if batch.out_of_time() else login))
+            self._log_budget(results, batch)
+            return
+        listing = self._read_listing(set(wanted), batch)
+        usable = listing.usable()
+        results.update(usable)
+        rest = [name for name in wanted if name not in usable]
+        if rest and listing.failure is None:
+            without_usage = sum(name in listing.results for name in rest)
+            logger.info(
+                "%s: %d users read one by one (%d not listed, %d without usage in the listing)",
+                self._dialect.label,
+                len(rest),
+                len(rest) - without_usage,
+                without_usage,
+                extra=ctx(
+                    panel_id=self.panel_id,
+                    users=len(rest),
+                    not_listed=len(rest) - without_usage,
+                    without_usage=without_usage,
+                ),
+            )
+        self._read_singly(rest, listing, batch, results)
+        self._log_budget(results, batch)
+
+    def _read_listing(self, wanted: Set[str], batch: Batch) -> ListingResult:
+        listing = self._dialect.listing
+        outcome = ListingResult()
+        lock = threading.Lock()
+        began = time.monotonic()
+
+        def fetch(number: int) -> Page | None:
+            """Fetch, read and merge one page; None when it failed (noted in `outcome`)."""
+            page = self._page(number, batch)
+            if isinstance(page, Page):
+                found = list(matching_items(page.items, wanted, listing))
+                with lock:  # pages merge as they arrive: a later arrival wins
+                    outcome.results.update(found)
+                    outcome.users += len(page.items)
+                    outcome.pages += 1
+                return page
+            reason = page if isinstance(page, str) else page.reason
+            with lock:
+                if outcome.failure is None:
+                    outcome.failure = f"page {number}: {reason}"
+                if isinstance(page, TransportProblem) and page.unreachable:
+                    outcome.unreachable = outcome.unreachable or page
+            return None
+
+        def fetch_later(number: int) -> None:
+            fetch(number)
+
+        first = fetch(1)
+        if first is not None and first.pages > 1:
+            batch.run(list(range(2, first.pages + 1)), fetch_later)
+        context: dict[str, object] = {
+            "panel_id": self.panel_id,
+            "users": outcome.users,
+            "pages": outcome.pages,
+            "seconds": round(time.monotonic() - began, 3),
+        }
+        label = self._dialect.label
+        if outcome.failure is None:
+            logger.info(
+                "%s users listed: %d users in %d %s",
+                label,
+                outcome.users,
+                outcome.pages,
+                "page" if outcome.pages == 1 else "pages",
+                extra=ctx(**context),
+            )
+        else:
+            logger.warning(
+                "%s users listing failed; reading the users it did not give one by one",
+                label,
+                extra=ctx(**context, reason=outcome.failure),
+            )
+        return outcome
+
+    def _page(self, number: int, batch: Batch) -> Page | str | TransportProblem:
+        """Page `number`, or why it could not be had (a reason or a transport problem)."""
+        listing = self._dialect.listing
+        path, params = listing.request(number)
+        sent = self.request("GET", path, params=params, batch=batch, listing=True)
+        if isinstance(sent, HardFailure):
+            return sent.reason
+        if isinstance(sent, TransportProblem):
+            return sent
+        if not sent.ok:
+            return self._http.http_failure(sent).reason
+        decoded = decode_json(sent)
+        if isinstance(decoded, NotJson):
+            return decoded.reason
+        page = listing.read_page(decoded, number)
+        return self._http.redactor.scrub(page) if isinstance(page, str) else page
+
+    def _read_singly(
+        self,
+        names: list[str],
+        listing: ListingResult,
+        batch: Batch,
+        results: dict[str, UsageResult],
+    ) -> None:
+        if not names:
+            return
+        if listing.unreachable is not None:
+            probe = self._single_within(names[0], batch)
+            results[names[0]] = probe.result
+            names = names[1:]
+            if probe.unreachable and names:
+                logger.warning(
+                    "%s unreachable: %d more users not read",
+                    self._dialect.label,
+                    len(names),
+                    extra=ctx(
+                        panel_id=self.panel_id,
+                        users=len(names),
+                        reason=listing.unreachable.reason,
+                    ),
+                )
+                results.update(dict.fromkeys(names, probe.result))
+                return
+
+        def read(name: str) -> None:
+            results[name] = self._single_within(name, batch).result
+
+        batch.run(names, read)
+        for name in names:  # an unexpected error in `read` leaves a gap
+            results.setdefault(name, HardFailure("unexpected error while reading the user"))
+
+    def _single_within(self, name: str, batch: Batch) -> Single:
+        if batch.out_of_time():
+            return Single(BUDGET_FAILURE)
+        return self._single(name, batch)
+
+    def _log_budget(self, results: Mapping[str, UsageResult], batch: Batch) -> None:
+        unread = sum(result == BUDGET_FAILURE for result in results.values())
+        if unread:
+            logger.warning(
+                "%s time budget ran out: %d users not read",
+                self._dialect.label,
+                unread,
+                extra=ctx(panel_id=self.panel_id, users=unread, budget_s=batch.options.budget_s),
+            )

@@ -1,0 +1,51 @@
+"""Field-precedence parsing of panel replies into usage counters, one module per panel.
+
+Each parser takes a decoded JSON value and returns either a `CounterReading`
+(bytes >= 0 and the path it came from) or a `HardFailure` with a reason;
+listing parsers return a `ListingPage` or the reason the reply is not one.
+None of them raises, whatever the JSON value.
+"""
+
+from usage_core.readings.base import (
+    NO_USAGE_FIELDS,
+    CounterReading,
+    HardFailure,
+    ListingPage,
+    UsageResult,
+    byte_count,
+)
+from usage_core.readings.eylandoo import (
+    parse_eylandoo_list_all,
+    parse_eylandoo_list_item,
+    parse_eylandoo_user,
+)
+from usage_core.readings.marzban import (
+    parse_marzban_user,
+    parse_marzban_users_page,
+    parse_marzneshin_user,
+    parse_marzneshin_users_page,
+)
+from usage_core.readings.xui import (
+    parse_xui_client_traffic,
+    parse_xui_envelope,
+    parse_xui_inbounds,
+)
+
+__all__ = [
+    "NO_USAGE_FIELDS",
+    "CounterReading",
+    "HardFailure",
+    "ListingPage",
+    "UsageResult",
+    "byte_count",
+    "parse_eylandoo_list_all",
+    "parse_eylandoo_list_item",
+    "parse_eylandoo_user",
+    "parse_marzban_user",
+    "parse_marzban_users_page",
+    "parse_marzneshin_user",
+    "parse_marzneshin_users_page",
+    "parse_xui_client_traffic",
+    "parse_xui_envelope",
+    "parse_xui_inbounds",
+]

@@ -1,0 +1,97 @@
+"""What every panel reply parser returns, and the byte-count rule they share."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+
+import attrs
+
+_DIGITS = re.compile(r"[0-9]+")
+NO_USAGE_FIELDS = "none"
+_MESSAGE_PREVIEW = 200
+
+
+@attrs.frozen
+class CounterReading:
+    """A usage counter read from a panel.
+
+    Attributes:
+        bytes: The counter in bytes, never negative.
+        path: Where in the reply it came from, e.g. `userInfo.total_traffic_bytes`.
+        upload_bytes: The upload part when the counter is a sum, else None.
+        download_bytes: The download part when the counter is a sum, else None.
+    """
+
+    bytes: int
+    path: str
+    upload_bytes: int | None = None
+    download_bytes: int | None = None
+
+    @property
+    def has_usage_field(self) -> bool:
+        """False for Eylandoo's "no traffic fields" 0, which cannot prove a counter reset."""
+        return self.path != NO_USAGE_FIELDS
+
+
+@attrs.frozen
+class HardFailure:
+    """No usable counter: the config keeps its stored usage."""
+
+    reason: str
+
+
+UsageResult = CounterReading | HardFailure
+
+
+@attrs.frozen
+class ListingPage:
+    """One page of a panel's user listing.
+
+    Attributes:
+        items: The listed users, as the panel sent them (read one by one by
+            the panel's item parser).
+        total: How many users the whole listing holds, when the panel says.
+    """
+
+    items: Sequence[object]
+    total: int | None = None
+
+
+def byte_count(value: object) -> int | None:
+    """Read a JSON value as a byte count, or None when it is not one.
+
+    Ints, strings of ASCII digits and finite floats (truncated) are accepted;
+    negatives clamp to 0. Booleans, nulls and any other string are rejected so
+    that the next rule in a precedence list is tried.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return max(0, value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        return max(0, int(value))
+    if isinstance(value, str) and _DIGITS.fullmatch(value):
+        return int(value)
+    return None
+
+
+def json_object(value: object) -> Mapping[str, object] | None:
+    """`value` when it is a JSON object, else None."""
+    return value if isinstance(value, Mapping) else None
+
+
+def preview(value: object) -> str:
+    """A panel's message, cut short for a failure reason."""
+    text = value if isinstance(value, str) else repr(value)
+    return text[:_MESSAGE_PREVIEW]
+
+
+def whole_number(value: object) -> int | None:
+    """A JSON integer (not a bool), else None."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return None

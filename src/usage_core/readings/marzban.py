@@ -1,0 +1,49 @@
+"""Marzban and Marzneshin: `used_traffic` in a user object, and their listing pages."""
+
+from __future__ import annotations
+
+from usage_core.readings.base import (
+    CounterReading,
+    HardFailure,
+    ListingPage,
+    UsageResult,
+    byte_count,
+    json_object,
+    preview,
+    whole_number,
+)
+
+
+def parse_marzban_user(reply: object) -> UsageResult:
+    """Read a Marzban or Marzneshin user object: `used_traffic`, required."""
+    root = json_object(reply)
+    if root is None:
+        return HardFailure("the reply is not a JSON object")
+    if root.get("used_traffic") is None:
+        return HardFailure("the reply has no used_traffic")
+    used = byte_count(root["used_traffic"])
+    if used is None:
+        return HardFailure(f"used_traffic is not a byte count: {preview(root['used_traffic'])}")
+    return CounterReading(used, "used_traffic")
+
+
+parse_marzneshin_user = parse_marzban_user
+
+
+def _page(reply: object, key: str) -> ListingPage | str:
+    if not isinstance(reply, dict):
+        return "the reply is not a JSON object"
+    items, total = reply.get(key), whole_number(reply.get("total"))
+    if not isinstance(items, list) or total is None:
+        return f"the reply has no {key} list and total count"
+    return ListingPage(items, total)
+
+
+def parse_marzban_users_page(reply: object) -> ListingPage | str:
+    """A Marzban (or PasarGuard) `GET /api/users` reply: `{users, total}`."""
+    return _page(reply, "users")
+
+
+def parse_marzneshin_users_page(reply: object) -> ListingPage | str:
+    """A Marzneshin `GET /api/users` reply (fastapi-pagination): `{items, total, ...}`."""
+    return _page(reply, "items")
