@@ -38,7 +38,7 @@ from original_strategy import run_original_strategy
 from usage_adapters.sql import tables as t
 from usage_adapters.sql.engine import create_store_engine
 from usage_entrypoints.container import build_container
-from usage_entrypoints.panel_emulator import EmulatedUser, PanelEmulator
+from usage_sandbox.emulator import EmulatedUser, PanelEmulator
 
 KINDS = ("eylandoo", "marzban", "marzneshin", "xui")
 ADMIN, PASSWORD, API_KEY = "admin", "bench-password", "bench-api-key"

@@ -424,11 +424,59 @@ def demo(
     import time  # noqa: PLC0415
 
     started = time.perf_counter()
-    from usage_entrypoints.demo import run_demo  # noqa: PLC0415 - keeps --help fast
+    from usage_sandbox.demo import run_demo  # noqa: PLC0415 - keeps --help fast
 
     code = run_demo(keep=keep, verbose=verbose, echo=typer.echo, started=started)
     if code:
         raise typer.Exit(code)
+
+
+@app.command("emulate")
+def emulate(
+    panel: Annotated[
+        str, typer.Option("--panel", help="eylandoo, marzban, marzneshin or xui.")
+    ] = "marzban",
+    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 (0: any free one).")] = 0,
+    users: Annotated[int, typer.Option("--users", help="How many users to create.")] = 10,
+    grow_mib: Annotated[
+        int, typer.Option("--grow-mib", help="MiB each user downloads every --every seconds.")
+    ] = 5,
+    every_s: Annotated[float, typer.Option("--every", help="Seconds between growth steps.")] = 10,
+    username: Annotated[str, typer.Option("--admin", help="Admin username.")] = "admin",
+    password: Annotated[str, typer.Option("--password", help="Admin password.")] = "admin-pass",  # noqa: S107 - the emulator's own throwaway login
+    api_key: Annotated[str, typer.Option("--api-key", help="Eylandoo API key.")] = "api-key",
+    xui_version: Annotated[int, typer.Option("--xui-version", help="3x-ui API: 2 or 3.")] = 2,
+) -> None:
+    """Serve an emulated panel on loopback, to point a database at while trying usage-sync."""
+    import signal  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    from usage_sandbox.emulate import serve  # noqa: PLC0415 - the sandbox is loaded on demand
+    from usage_sandbox.emulator import PANEL_KINDS  # noqa: PLC0415
+
+    if panel not in PANEL_KINDS:
+        _fail(f"--panel must be one of {', '.join(PANEL_KINDS)}, not {panel!r}", 2)
+    if users < 0 or every_s <= 0 or xui_version not in (2, 3):
+        _fail("--users must be >= 0, --every > 0 and --xui-version 2 or 3", 2)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        serve(
+            panel,
+            port=port,
+            users=users,
+            grow_mib=grow_mib,
+            every_s=every_s,
+            username=username,
+            password=password,
+            api_key=api_key,
+            xui_version=xui_version,
+            stop=stop,
+            echo=typer.echo,
+        )
+    except OSError as exc:
+        _fail(f"cannot serve on port {port}: {exc.strerror or exc}", 2)
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ import socket
 from collections.abc import Iterable, Mapping
 
 from usage_core.model import Panel, Secret
-from usage_entrypoints.panel_emulator import PanelEmulator, PanelKind
+from usage_sandbox.emulator import PanelEmulator, PanelKind
 
 ADMIN = "sync-admin"
 # Characters that change under URL and JSON escaping, so every spelling is exercised.

@@ -31,7 +31,7 @@ from sqlalchemy import create_engine, event
 
 from usage_core.dispatch import JOB_NAME
 from usage_core.interval import INTERVAL_SETTING_KEY
-from usage_entrypoints.panel_emulator import EmulatedUser, PanelEmulator
+from usage_sandbox.emulator import EmulatedUser, PanelEmulator
 
 REDIS_URL_VARIABLE = "USAGE_SYNC_TEST_REDIS_URL"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379"

@@ -12,7 +12,7 @@ from redis_support import sqlite_app_db
 
 from usage_adapters.sql.meta import LAST_COUNTER_KEY
 from usage_entrypoints.container import build_container
-from usage_entrypoints.panel_emulator import Fault, PanelEmulator
+from usage_sandbox.emulator import Fault, PanelEmulator
 
 MIB = 1024**2
 KINDS = ("eylandoo", "marzban", "marzneshin", "xui")

@@ -11,7 +11,7 @@ import pytest
 from original_rows import TEST_APP_KEY, fetch_row, insert_config, insert_panel, insert_reseller
 
 from usage_adapters.file_lock import FileLock
-from usage_entrypoints.panel_emulator import EmulatedUser, PanelEmulator
+from usage_sandbox.emulator import EmulatedUser, PanelEmulator
 
 API_KEY = "eyl-key-SECRET-42"
 SEED_LINES = """\

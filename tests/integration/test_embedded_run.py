@@ -13,7 +13,7 @@ from original_rows import insert_config, insert_panel, insert_reseller, insert_s
 from sqlalchemy import create_engine
 from tests_support_paths import usage_sync_script
 
-from usage_entrypoints.panel_emulator import PanelEmulator
+from usage_sandbox.emulator import PanelEmulator
 
 
 def start_run(env: dict[str, str], log_file: Path, cwd: Path) -> subprocess.Popen[bytes]:

@@ -26,7 +26,7 @@ from rq import Queue, SimpleWorker
 
 from usage_adapters.sql.meta import LAST_COUNTER_KEY
 from usage_entrypoints import jobs
-from usage_entrypoints.panel_emulator import PanelEmulator
+from usage_sandbox.emulator import PanelEmulator
 
 MIB = 1024**2
 KINDS = ("eylandoo", "marzban", "marzneshin", "xui")

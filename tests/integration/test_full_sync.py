@@ -16,7 +16,7 @@ from panel_support import closed_port_url
 
 from usage_adapters.sql.meta import LAST_COUNTER_KEY, SETTLED_KEY
 from usage_entrypoints.container import build_container
-from usage_entrypoints.panel_emulator import PanelEmulator
+from usage_sandbox.emulator import PanelEmulator
 
 MIB = 1024**2
 ADMIN, PASSWORD, KEY = "admin", "pw-SECRET-1", "key-SECRET-2"

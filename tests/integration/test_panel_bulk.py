@@ -29,7 +29,7 @@ from usage_adapters.panels import HttpxPanelClients
 from usage_core.model import Panel
 from usage_core.ports import PanelSession
 from usage_core.readings import CounterReading, HardFailure, UsageResult
-from usage_entrypoints.panel_emulator import (
+from usage_sandbox.emulator import (
     EYLANDOO_LIST_SHAPES,
     EmulatedUser,
     EylandooListShape,

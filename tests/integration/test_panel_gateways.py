@@ -30,7 +30,7 @@ from usage_core.log import BODY_PREVIEW_CHARS
 from usage_core.model import Panel, Secret
 from usage_core.ports import PanelClients, PanelSession
 from usage_core.readings import CounterReading, HardFailure, UsageResult
-from usage_entrypoints.panel_emulator import (
+from usage_sandbox.emulator import (
     EmulatedUser,
     EmulatorFleet,
     Fault,

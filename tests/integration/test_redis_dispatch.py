@@ -65,7 +65,7 @@ from usage_entrypoints import jobs
 from usage_entrypoints.cli import TICK_JOB_ID
 from usage_entrypoints.container import Container, build_container
 from usage_entrypoints.jobs import SYNC_JOB, TICK_JOB
-from usage_entrypoints.panel_emulator import PanelEmulator
+from usage_sandbox.emulator import PanelEmulator
 
 AT_10_00 = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 AT_10_03 = datetime(2026, 11, 24, 10, 3, tzinfo=UTC)

@@ -39,8 +39,8 @@ from usage_core.model import ResellerConfig
 from usage_core.ports import Lock, RunHistory
 from usage_core.sync_all import SyncAllUsage
 from usage_entrypoints.container import Container, build_container
-from usage_entrypoints.panel_emulator import EmulatorFleet, PanelEmulator, PanelKind
 from usage_entrypoints.run_report import summary_headline
+from usage_sandbox.emulator import EmulatorFleet, PanelEmulator, PanelKind
 
 Echo = Callable[[str], object]
 

@@ -1,0 +1,92 @@
+"""`usage-sync emulate`: one emulated panel in the foreground, for trying usage-sync by hand.
+
+The emulator speaks the panel's documented API on a local port, with a few
+users whose traffic grows every few seconds, so that a database row pointing
+at it syncs real numbers.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from usage_sandbox.emulator import EmulatedUser, PanelEmulator, PanelKind, split_total
+
+Echo = Callable[[str], object]
+
+MIB = 1024**2
+
+
+def seed_users(count: int) -> list[EmulatedUser]:
+    """`user0001`.. with a few hundred MiB each, different for every user."""
+    users = []
+    for i in range(1, count + 1):
+        upload, download = split_total((i * 37 % 500 + 10) * MIB)
+        users.append(EmulatedUser(f"user{i:04d}", upload=upload, download=download))
+    return users
+
+
+def _sql(value: str | None) -> str:
+    return "NULL" if value is None else "'" + value.replace("'", "''") + "'"
+
+
+def panel_row_hint(emulator: PanelEmulator, username: str, password: str, api_key: str) -> str:
+    """The `panels` row that points the app's database at `emulator`, as SQL to print."""
+    eylandoo = emulator.kind == "eylandoo"
+    values = [
+        f"{emulator.kind} (emulated)",
+        emulator.url,
+        emulator.kind,
+        None if eylandoo else username,
+        None if eylandoo else password,
+        api_key if eylandoo else None,
+    ]
+    # Printed for the user to run, never executed; each value is quoted by `_sql`.
+    columns = "name, url, panel_type, username, password, api_token, is_active"
+    row = ", ".join(_sql(v) for v in values)
+    return f"INSERT INTO panels ({columns}) VALUES ({row}, 1);"  # noqa: S608
+
+
+def serve(
+    kind: PanelKind,
+    *,
+    port: int,
+    users: int,
+    grow_mib: int,
+    every_s: float,
+    username: str,
+    password: str,
+    api_key: str,
+    xui_version: int,
+    stop: threading.Event,
+    echo: Echo,
+) -> None:
+    """Serve one emulated panel on 127.0.0.1:`port` until `stop` is set.
+
+    Every `every_s` seconds each user's download grows by `grow_mib` MiB.
+    """
+    emulator = PanelEmulator(
+        kind,
+        users=seed_users(users),
+        username=username,
+        password=password,
+        api_key=api_key,
+        xui_version=2 if xui_version == 2 else 3,
+        port=port,
+    )
+    with emulator:
+        echo(f"Emulated {kind} panel at {emulator.url} with {users} users (user0001..)")
+        if kind == "eylandoo":
+            echo(f"  API key: {api_key}")
+        else:
+            echo(f"  admin: {username} / {password}")
+        echo("  panel row for the app's database:")
+        echo("    " + panel_row_hint(emulator, username, password, api_key))
+        echo("Press Ctrl-C to stop.")
+        names = emulator.users.names()
+        while not stop.wait(every_s):
+            if grow_mib:
+                for name in names:
+                    if name in emulator.users:
+                        emulator.users.add_traffic(name, download=grow_mib * MIB)
+    echo("Emulator stopped.")

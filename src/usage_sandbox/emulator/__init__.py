@@ -1,0 +1,65 @@
+"""Stdlib-only emulators of the panels' HTTP APIs, for tests, demos and benchmarks.
+
+A `PanelEmulator` serves one panel type on `127.0.0.1` (a free port by
+default) from a daemon thread, with an in-memory user store that tests mutate
+while it runs:
+
+    with PanelEmulator("marzban", users={"alice": 5_000}) as panel:
+        ...  # point a gateway at panel.url
+        panel.users.set_counter("alice", total=7_000)
+        panel.set_fault("alice", Fault.http_status(503))
+        assert panel.counts.logins == 1
+
+Only the routes the sync reads are emulated, with the shapes documented in
+`panel-apis.md`: Eylandoo (API key), Marzban and Marzneshin (OAuth2 password
+form -> bearer token) and 3x-ui v2/v3 (cookie session, CSRF in v3). Nothing
+here prints or logs a credential.
+
+The bulk listings (Eylandoo `list_all` in each of its documented shapes,
+Marzban `offset/limit`, Marzneshin `page/size`, 3x-ui `inbounds/list` with
+`clientStats`) are served from per-user JSON fragments cached until the user
+changes, so that listings of 250,000 users cost little more than sending them.
+Listing fault hooks fail a given page, leave users out, replace a user's list
+item, or run a callback before each page (to change the users between pages):
+
+    panel.set_list_fault(3, Fault.http_status(500))
+    panel.omit_from_listing({"bob"})
+    panel.set_list_item("carol", {"username": "carol"})
+    panel.set_list_hook(lambda page: panel.users.remove("dave"))
+    panel.stats()  # requests served, most in flight, busy and build seconds
+"""
+
+from usage_sandbox.emulator.base import (
+    EYLANDOO_LIST_SHAPES,
+    EYLANDOO_SHAPES,
+    PANEL_KINDS,
+    EylandooListShape,
+    EylandooShape,
+    Fault,
+    ListHook,
+    PanelKind,
+    RequestCounts,
+    ServerStats,
+    XuiVersion,
+)
+from usage_sandbox.emulator.server import EmulatorFleet, PanelEmulator
+from usage_sandbox.emulator.users import EmulatedUser, UserStore, split_total
+
+__all__ = [
+    "EYLANDOO_LIST_SHAPES",
+    "EYLANDOO_SHAPES",
+    "PANEL_KINDS",
+    "EmulatedUser",
+    "EmulatorFleet",
+    "EylandooListShape",
+    "EylandooShape",
+    "Fault",
+    "ListHook",
+    "PanelEmulator",
+    "PanelKind",
+    "RequestCounts",
+    "ServerStats",
+    "UserStore",
+    "XuiVersion",
+    "split_total",
+]

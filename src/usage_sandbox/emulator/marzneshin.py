@@ -1,0 +1,128 @@
+"""The Marzneshin emulator: `/api/admins/token`, `/api/users/{username}`, page/size listing."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from urllib.parse import quote
+
+from usage_sandbox.emulator.base import (
+    CREATED_AT,
+    MARZNESHIN_DEFAULT_PAGE_SIZE,
+    MARZNESHIN_MAX_PAGE_SIZE,
+    MARZNESHIN_ORDERS,
+    Request,
+    Response,
+    Router,
+    dumps,
+    json_array,
+    json_reply,
+    json_text_reply,
+)
+from usage_sandbox.emulator.marzban import BearerApp, non_negative_ints
+from usage_sandbox.emulator.users import EmulatedUser, stable_uuid
+
+
+class MarzneshinApp(BearerApp):
+    """Marzneshin: `/api/admins/token`, `/api/users/{username}`, `/api/users?page&size`."""
+
+    kind = "marzneshin"
+
+    def add_routes(self, router: Router) -> None:
+        router.add("POST", "/api/admins/token", self.issue_token)
+        router.add("GET", "/api/users", self.guard(self.list_users))
+        router.add("GET", "/api/users/{username}", self.guard(self.get_user))
+
+    def token_reply(self, token: str) -> dict[str, object]:
+        return {"access_token": token, "is_sudo": True, "token_type": "bearer"}
+
+    def get_user(self, request: Request, params: Mapping[str, str]) -> Response:
+        return self.user_reply(
+            params["username"],
+            lambda user: json_reply(self.user_body(user, self.users.id_of(user.username))),
+        )
+
+    @staticmethod
+    def user_body(user: EmulatedUser, user_id: int) -> dict[str, object]:
+        key = stable_uuid(user.username)
+        return {
+            "id": user_id,
+            "username": user.username,
+            "used_traffic": user.used,
+            "lifetime_used_traffic": user.lifetime,
+            "traffic_reset_at": None,
+            "data_limit": user.data_limit or None,
+            "data_limit_reset_strategy": "no_reset",
+            "expire_strategy": "never",
+            "expire_date": None,
+            "usage_duration": None,
+            "activation_deadline": None,
+            "is_active": user.enabled,
+            "activated": True,
+            "enabled": user.enabled,
+            "expired": False,
+            "data_limit_reached": bool(user.data_limit) and user.used >= user.data_limit,
+            "online_at": None,
+            "sub_updated_at": None,
+            "sub_last_user_agent": None,
+            "sub_revoked_at": None,
+            "created_at": CREATED_AT,
+            "service_ids": [1],
+            "owner_username": "admin",
+            "subscription_url": f"/sub/{quote(user.username, safe='')}/{key.hex}",
+            "key": key.hex,
+            "note": None,
+        }
+
+    def list_users(self, request: Request, params: Mapping[str, str]) -> Response:
+        """fastapi-pagination's `Page`: `page` >= 1, `size` 1..100 (422 beyond).
+
+        `order_by=username` and `descending` sort the listing; without
+        `order_by` (or with another order, on which the emulator's users
+        tie) users come in id order.
+        """
+        self.count("list_pages")
+        bounds = non_negative_ints(request, "page", "size")
+        if isinstance(bounds, Response):
+            return bounds
+        page = bounds.get("page", 1)
+        size = bounds.get("size", MARZNESHIN_DEFAULT_PAGE_SIZE)
+        if page < 1:
+            return json_reply(
+                {"detail": {"page": "ensure this value is greater than or equal to 1"}}, 422
+            )
+        if not 1 <= size <= MARZNESHIN_MAX_PAGE_SIZE:
+            return json_reply(
+                {"detail": {"size": "ensure this value is less than or equal to 100"}}, 422
+            )
+        order_by = request.param("order_by")
+        if order_by is not None and order_by not in MARZNESHIN_ORDERS:
+            return json_reply(
+                {"detail": {"order_by": "value is not a valid enumeration member"}}, 422
+            )
+        faulted = self.begin_page(page)
+        if faulted is not None:
+            return faulted
+        descending = (request.param("descending") or "").lower() in ("true", "1")
+        base = "username" if order_by == "username" else "id"
+        names = self.listed_names(("-" if descending else "") + base)
+        listed = self.users.entries(names[(page - 1) * size : page * size])
+        items = self.fragments(listed, "marzneshin", self.user_body)
+        pages = math.ceil(len(names) / size)
+        query = f"size={size}" + (f"&order_by={order_by}" if order_by else "")
+        link = "/api/users?page={}&" + query
+        links = {
+            "first": link.format(1),
+            "last": link.format(max(pages, 1)),
+            "self": link.format(page),
+            "next": link.format(page + 1) if page < pages else None,
+            "prev": link.format(page - 1) if page > 1 else None,
+        }
+        return json_text_reply(
+            '{"items":'
+            + json_array(items)
+            + f',"total":{len(names)},"page":{page},"size":{size},"pages":{pages},'
+            + '"links":'
+            + dumps(links)
+            + "}"
+        )
