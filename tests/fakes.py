@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 import attrs
@@ -15,7 +15,6 @@ from usage_core.model import (
     ResellerConfig,
     ResellerUsage,
     SyncItem,
-    SyncWork,
 )
 from usage_core.ports import (
     Clock,
@@ -27,7 +26,6 @@ from usage_core.ports import (
     PanelSession,
     ResellerRepository,
     SettingsRepository,
-    SyncStore,
 )
 from usage_core.readings import HardFailure, UsageResult
 
@@ -46,27 +44,23 @@ class InMemorySettings:
 
 
 class InMemoryConfigs:
-    """Configs kept in a dict, with a version counter per row for guarded writes."""
+    """Configs kept in a dict, with a version counter per row for guarded writes.
+
+    Which resellers are synced comes from the `InMemoryResellers` attached as
+    `synced_resellers` (all of them when none is attached).
+    """
 
     def __init__(self, configs: list[ResellerConfig] | None = None) -> None:
         self.rows: dict[int, ResellerConfig] = {c.id: c for c in configs or []}
         self.versions: dict[int, int] = dict.fromkeys(self.rows, 0)
         self.writes = 0
+        self.batches: list[int] = []
+        self.synced_resellers: InMemoryResellers | None = None
         # Called between a load and its save, to simulate a concurrent writer.
         self.before_save: Callable[[int], None] | None = None
 
     def get(self, config_id: int) -> ResellerConfig | None:
         return self.rows.get(config_id)
-
-    def active_configs_of(self, reseller_id: int) -> list[ResellerConfig]:
-        return sorted(
-            (
-                c
-                for c in self.rows.values()
-                if c.reseller_id == reseller_id and c.status == "active"
-            ),
-            key=lambda c: c.id,
-        )
 
     def load_ledger(self, config_id: int) -> LedgerSnapshot | None:
         row = self.rows.get(config_id)
@@ -74,14 +68,32 @@ class InMemoryConfigs:
             return None
         return LedgerSnapshot(config_id, row.ledger, self.versions[config_id])
 
-    def save_ledger(self, snapshot: LedgerSnapshot, after: LedgerState) -> bool:
-        if self.before_save is not None:
-            self.before_save(snapshot.config_id)
-        if self.versions.get(snapshot.config_id) != snapshot.version:
-            return False
-        self.writes += 1
-        self.put_ledger(snapshot.config_id, after)
-        return True
+    def save_ledgers(self, writes: Sequence[tuple[LedgerSnapshot, LedgerState]]) -> set[int]:
+        self.batches.append(len(writes))
+        written = set()
+        for snapshot, after in writes:
+            if self.before_save is not None:
+                self.before_save(snapshot.config_id)
+            if self.versions.get(snapshot.config_id) != snapshot.version:
+                continue
+            self.writes += 1
+            self.put_ledger(snapshot.config_id, after)
+            written.add(snapshot.config_id)
+        return written
+
+    def synced_items(self, only: ConfigFilter | None = None) -> list[SyncItem]:
+        synced = self.synced_resellers
+        ids = None if synced is None else set(synced.active_traffic)
+        items = []
+        for config in sorted(self.rows.values(), key=lambda c: c.id):
+            selected = only is None or only.matches(config)
+            if (ids is None or config.reseller_id in ids) and selected:
+                snapshot = LedgerSnapshot(config.id, config.ledger, self.versions[config.id])
+                items.append(SyncItem(config, snapshot))
+        return items
+
+    def ledgers_of(self, reseller_id: int) -> list[LedgerState]:
+        return [c.ledger for c in self.rows.values() if c.reseller_id == reseller_id]
 
     def put_ledger(self, config_id: int, state: LedgerState) -> None:
         """Change a row's usage fields as any writer would."""
@@ -92,36 +104,6 @@ class InMemoryConfigs:
             last_counter=state.last_counter,
         )
         self.versions[config_id] += 1
-
-
-class InMemorySyncStore:
-    """`SyncStore` over `InMemoryConfigs` and `InMemoryResellers`."""
-
-    def __init__(self, configs: InMemoryConfigs, resellers: InMemoryResellers) -> None:
-        self.configs = configs
-        self.resellers = resellers
-        self.batches: list[int] = []
-
-    def load_sync_work(self, only: ConfigFilter | None = None) -> SyncWork:
-        ids = self.resellers.active_traffic_resellers()
-        usage = [
-            ResellerUsage(rid, self.resellers.used[rid], self.resellers.forgiven_bytes(rid))
-            for rid in ids
-        ]
-        items = []
-        for config in sorted(self.configs.rows.values(), key=lambda c: c.id):
-            snapshot = self.configs.load_ledger(config.id)
-            selected = only is None or only.matches(config)
-            if config.reseller_id in ids and snapshot is not None and selected:
-                items.append(SyncItem(config, snapshot))
-        return SyncWork(usage, items)
-
-    def save_ledgers(self, writes: Sequence[tuple[LedgerSnapshot, LedgerState]]) -> set[int]:
-        self.batches.append(len(writes))
-        return {s.config_id for s, after in writes if self.configs.save_ledger(s, after)}
-
-    def set_used_bytes_many(self, totals: dict[int, int]) -> None:
-        self.resellers.used.update(totals)
 
 
 class InMemoryPanels:
@@ -142,7 +124,11 @@ class InMemoryPanels:
 
 
 class InMemoryResellers:
-    """Reseller totals computed from an `InMemoryConfigs`."""
+    """Resellers' stored totals and forgiveness, kept in dicts.
+
+    Attaches itself to `configs`, whose `synced_items` then returns only the
+    configs of `active_traffic` resellers.
+    """
 
     def __init__(
         self,
@@ -155,21 +141,21 @@ class InMemoryResellers:
         self.used = dict(used)
         self.forgiven = dict(forgiven)
         self.active_traffic = list(active_traffic or [])
+        configs.synced_resellers = self
 
-    def active_traffic_resellers(self) -> list[int]:
-        return sorted(self.active_traffic)
+    def synced(self) -> list[ResellerUsage]:
+        return [
+            ResellerUsage(rid, self.used[rid], self.forgiven.get(rid, 0))
+            for rid in sorted(self.active_traffic)
+        ]
 
-    def used_bytes(self, reseller_id: int) -> int | None:
-        return self.used.get(reseller_id)
+    def usage_of(self, reseller_id: int) -> ResellerUsage | None:
+        if reseller_id not in self.used:
+            return None
+        return ResellerUsage(reseller_id, self.used[reseller_id], self.forgiven.get(reseller_id, 0))
 
-    def config_ledgers(self, reseller_id: int) -> list[LedgerState]:
-        return [c.ledger for c in self.configs.rows.values() if c.reseller_id == reseller_id]
-
-    def forgiven_bytes(self, reseller_id: int) -> int:
-        return self.forgiven.get(reseller_id, 0)
-
-    def set_used_bytes(self, reseller_id: int, total: int) -> None:
-        self.used[reseller_id] = total
+    def set_used_bytes(self, totals: Mapping[int, int]) -> None:
+        self.used.update(totals)
 
 
 @attrs.define
@@ -264,9 +250,6 @@ _configs: ConfigRepository = InMemoryConfigs()
 _panels: PanelRepository = InMemoryPanels()
 _resellers: ResellerRepository = InMemoryResellers(InMemoryConfigs(), {}, {})
 _clients: PanelClients = ScriptedPanelClients({})
-_sync_store: SyncStore = InMemorySyncStore(
-    InMemoryConfigs(), InMemoryResellers(InMemoryConfigs(), {}, {})
-)
 _clock: Clock = FixedClock(datetime.now().astimezone())
 _lock: Lock = InMemoryLock(lambda: 0.0)
 _queue: JobQueue = RecordingQueue()

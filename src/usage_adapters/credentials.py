@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from usage_adapters.laravel_crypt import DecryptionError, LaravelDecrypter, looks_encrypted
-from usage_adapters.sql.store import CredentialReader
+from usage_adapters.sql.panels import CredentialReader
 from usage_core.errors import CredentialsError
 from usage_core.model import Secret
 

@@ -1,18 +1,15 @@
 """The scheduler tick and the unique dispatch of the sync job.
 
 Uniqueness follows Laravel's `ShouldBeUnique` with `$uniqueFor = 300`: the
-lock is taken when the job is dispatched, a dispatch while it is held is
-skipped, and the lock is released when the job finishes or fails its last
-try, only by the token that took it. A worker killed hard leaves the lock to
-expire by its time-to-live.
+lock is taken when the job is dispatched and a dispatch while it is held is
+skipped; the run releases it (see `usage_core.run`), only by the token that
+took it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import datetime, tzinfo
-from typing import TypeVar
 
 import attrs
 
@@ -27,8 +24,6 @@ JOB_NAME = "SyncResellerUsageJob"
 UNIQUE_FOR_SECONDS = 300
 JOB_TRIES = 2
 JOB_TIMEOUT_SECONDS = 600
-
-T = TypeVar("T")
 
 
 @attrs.frozen
@@ -60,33 +55,6 @@ def dispatch_unique(lock: Lock, queue: JobQueue) -> DispatchOutcome:
         lock.release(token)
         raise
     return DispatchOutcome(True, f"dispatched job {job_id}", job_id)
-
-
-def run_unique(job: Callable[[], T], lock: Lock, token: str, *, last_try: bool) -> T:
-    """Run the job body; release the lock on success or after the last try fails."""
-    try:
-        result = job()
-    except BaseException:
-        if last_try:
-            lock.release(token)
-        raise
-    lock.release(token)
-    return result
-
-
-def run_with_tries(job: Callable[[], T], lock: Lock, token: str, *, tries: int = JOB_TRIES) -> T:
-    """Run the job inline up to `tries` times, as a queue worker would."""
-    for attempt in range(1, tries + 1):
-        try:
-            return run_unique(job, lock, token, last_try=attempt >= tries)
-        except Exception:
-            if attempt >= tries:
-                raise
-            logger.warning(
-                "%s failed on try %s of %s; retrying", JOB_NAME, attempt, tries, exc_info=True
-            )
-    msg = "tries must be at least 1"
-    raise ValueError(msg)
 
 
 @attrs.frozen

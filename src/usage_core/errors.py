@@ -5,7 +5,11 @@ UsageSyncError
 ├── CredentialsError        a panel credential that cannot be read or decrypted
 ├── ConcurrentUpdateError   a guarded write lost every retry to concurrent writers
 ├── SupersededReadingError  another sync recorded a counter while this one was fetched
-└── StoreError              the database holds something the store cannot use
+├── StoreError              the database holds something the store cannot use
+├── DatabaseError           the database itself failed a read or a write
+│   ├── DatabaseUnavailableError  it cannot be reached, refuses us, or does not exist
+│   └── MissingTablesError        it lacks the app's tables
+└── LockHeldError           a run is already under way (the unique lock is held)
 """
 
 
@@ -43,3 +47,24 @@ class SupersededReadingError(UsageSyncError):
 
 class StoreError(UsageSyncError):
     """Raised when a row holds data the store cannot interpret safely."""
+
+
+class DatabaseError(UsageSyncError):
+    """Raised when the database fails a read or a write; the message is the driver's reason."""
+
+
+class DatabaseUnavailableError(DatabaseError):
+    """Raised when the database cannot be reached, refuses the credentials, or does not exist."""
+
+
+class MissingTablesError(DatabaseError):
+    """Raised when the database lacks the tables of the app (or of `db init`)."""
+
+
+class LockHeldError(UsageSyncError):
+    """Raised when a run is asked for while another holds the unique lock."""
+
+    def __init__(self, remaining_seconds: float | None) -> None:
+        left = f"{remaining_seconds:.0f} s" if remaining_seconds is not None else "an unknown time"
+        super().__init__(f"a sync is already running or queued (its lock expires in {left})")
+        self.remaining_seconds = remaining_seconds

@@ -52,6 +52,8 @@ class LedgerStep:
     counter: int
     before: LedgerState
     after: LedgerState
+    # A drop that `may_reset=False` kept from counting as a reset.
+    ignored_drop: bool = False
 
     @property
     def changed(self) -> bool:
@@ -64,8 +66,13 @@ class LedgerStep:
         return self.after.settled_bytes - self.before.settled_bytes
 
 
-def advance(state: LedgerState, counter: int) -> LedgerStep:
-    """Apply a panel counter (bytes, >= 0) to a ledger state."""
+def advance(state: LedgerState, counter: int, *, may_reset: bool = True) -> LedgerStep:
+    """Apply a panel counter (bytes, >= 0) to a ledger state.
+
+    With `may_reset` false (a reply that carried no usage field at all, read
+    as 0), a drop is not taken as a reset: the state is kept as it is, so
+    that the next real counter does not count the same bytes twice.
+    """
     if counter < 0:
         msg = f"a panel counter cannot be negative: {counter}"
         raise ValueError(msg)
@@ -84,6 +91,8 @@ def advance(state: LedgerState, counter: int) -> LedgerStep:
             last_counter=counter,
         )
         return LedgerStep(StepKind.GROWTH, counter, state, after)
+    if not may_reset:
+        return LedgerStep(StepKind.UNCHANGED, counter, state, state, ignored_drop=True)
     after = LedgerState(
         usage_bytes=counter,
         settled_bytes=state.settled_bytes + state.usage_bytes,

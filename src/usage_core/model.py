@@ -117,7 +117,7 @@ class ResellerConfig:
 
 @attrs.frozen
 class ResellerUsage:
-    """A reseller's stored total and forgiveness, as the sync reads them."""
+    """A reseller's stored `traffic_used_bytes` and `admin_forgiven_bytes`."""
 
     id: int
     used_bytes: int

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
 from usage_core.ledger import LedgerState
-from usage_core.model import ConfigFilter, LedgerSnapshot, Panel, ResellerConfig, SyncWork
+from usage_core.model import (
+    ConfigFilter,
+    LedgerSnapshot,
+    Panel,
+    ResellerConfig,
+    ResellerUsage,
+    SyncItem,
+)
 from usage_core.readings import UsageResult
 
 
@@ -30,24 +37,47 @@ class ConfigRepository(Protocol):
         """The config with this id, or None."""
         ...
 
-    def active_configs_of(self, reseller_id: int) -> list[ResellerConfig]:
-        """The reseller's configs with status `active`, in id order."""
-        ...
-
     def load_ledger(self, config_id: int) -> LedgerSnapshot | None:
         """The config's ledger with a version token, or None when it is gone."""
         ...
 
-    def save_ledger(self, snapshot: LedgerSnapshot, after: LedgerState) -> bool:
-        """Write `after` unless the row changed since `snapshot`; True when written.
+    def save_ledgers(self, writes: Sequence[tuple[LedgerSnapshot, LedgerState]]) -> set[int]:
+        """Write each ledger unless its row changed since its snapshot; the ids written.
 
         Only `usage_bytes` and the ledger's own keys in `meta` are touched.
         """
         ...
 
+    def synced_items(self, only: ConfigFilter | None = None) -> list[SyncItem]:
+        """Every config of the synced resellers, any status, with its ledger as read.
 
-class PanelRepository(Protocol):
-    """The `panels` table."""
+        With `only`, just the configs it selects (one job of a fan-out by panel).
+        """
+        ...
+
+    def ledgers_of(self, reseller_id: int) -> list[LedgerState]:
+        """The ledgers of all the reseller's configs, any status."""
+        ...
+
+
+class ResellerRepository(Protocol):
+    """The `resellers` table."""
+
+    def synced(self) -> list[ResellerUsage]:
+        """The resellers whose usage is synced (status `active`, type `traffic`), in id order."""
+        ...
+
+    def usage_of(self, reseller_id: int) -> ResellerUsage | None:
+        """One reseller's stored total and forgiveness, or None when it is missing."""
+        ...
+
+    def set_used_bytes(self, totals: Mapping[int, int]) -> None:
+        """Store `traffic_used_bytes` for each reseller in `totals`."""
+        ...
+
+
+class PanelLookup(Protocol):
+    """Panels by id, and the first of a type: what resolving a config's panel needs."""
 
     def get(self, panel_id: int) -> Panel | None:
         """The panel with this id, or None."""
@@ -57,51 +87,12 @@ class PanelRepository(Protocol):
         """The panel of this type with the lowest id, or None."""
         ...
 
+
+class PanelRepository(PanelLookup, Protocol):
+    """The `panels` table."""
+
     def all(self) -> list[Panel]:
         """Every panel in id order; one whose credentials cannot be read has `problem` set."""
-        ...
-
-
-class ResellerRepository(Protocol):
-    """The `resellers` table and the usage totals derived from its configs."""
-
-    def active_traffic_resellers(self) -> list[int]:
-        """Ids of resellers with status `active` and type `traffic`, in id order."""
-        ...
-
-    def used_bytes(self, reseller_id: int) -> int | None:
-        """The stored `traffic_used_bytes`, or None when the reseller is missing."""
-        ...
-
-    def config_ledgers(self, reseller_id: int) -> list[LedgerState]:
-        """The ledgers of all the reseller's non-deleted configs, any status."""
-        ...
-
-    def forgiven_bytes(self, reseller_id: int) -> int:
-        """`admin_forgiven_bytes`, or 0 where the column does not exist."""
-        ...
-
-    def set_used_bytes(self, reseller_id: int, total: int) -> None:
-        """Store the reseller's `traffic_used_bytes`."""
-        ...
-
-
-class SyncStore(Protocol):
-    """The bulk reads and writes of a full sync."""
-
-    def load_sync_work(self, only: ConfigFilter | None = None) -> SyncWork:
-        """The active traffic resellers and all their non-deleted configs, in a few queries.
-
-        With `only`, just the configs it selects (one job of a fan-out by panel).
-        """
-        ...
-
-    def save_ledgers(self, writes: Sequence[tuple[LedgerSnapshot, LedgerState]]) -> set[int]:
-        """Write each ledger unless its row changed since its snapshot; the ids written."""
-        ...
-
-    def set_used_bytes_many(self, totals: dict[int, int]) -> None:
-        """Store `traffic_used_bytes` for several resellers."""
         ...
 
 

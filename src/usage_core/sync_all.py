@@ -1,4 +1,5 @@
-"""The full sync: every active config of every active traffic reseller.
+"""The full sync, step by step as the original job: read the work, ask each panel once,
+apply the ledger, write the changed rows, update the resellers' totals.
 
 The run reads what it needs in a few queries, asks each panel once for all of
 its users (its listing where it has one; single reads for the rest), with the
@@ -11,118 +12,41 @@ config or one panel is logged and counted, and the run goes on.
 from __future__ import annotations
 
 import logging
-from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from datetime import datetime
 
 import attrs
 
 from usage_core.errors import SupersededReadingError, UsageSyncError
 from usage_core.ledger import LedgerState, LedgerStep, StepKind, advance
 from usage_core.log import NOTICE, ctx
-from usage_core.model import ConfigFilter, Panel, PanelType, SyncItem, SyncWork
-from usage_core.ports import Clock, ConfigRepository, PanelClients, PanelRepository, SyncStore
-from usage_core.quota import reseller_total
+from usage_core.model import PanelType, SyncWork
+from usage_core.plan import PanelJob, Target, Unread, UnreadConfig, plan_sync
+from usage_core.ports import (
+    Clock,
+    ConfigRepository,
+    PanelClients,
+    PanelRepository,
+    ResellerRepository,
+)
+from usage_core.quota import changed_totals
 from usage_core.readings import CounterReading, HardFailure, UsageResult
-from usage_core.sync_one import log_fetch_result, record_counter
-from usage_core.targets import effective_panel_type, panel_username
+from usage_core.recording import log_fetch_result, log_kept_usage, log_reset, record_counter
+from usage_core.summary import SyncSummary
+from usage_core.targets import PanelDirectory
 
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
-OUTCOMES = ("updated", "unchanged", "failed", "skipped")
 WRITE_BATCH = 5000
-
-
-@attrs.define
-class SyncSummary:
-    """What one full sync did, counted per panel type."""
-
-    started_at: datetime
-    finished_at: datetime | None = None
-    resellers: int = 0
-    configs: int = 0
-    counts: dict[str, Counter[str]] = attrs.field(factory=lambda: defaultdict(Counter))
-    resets: int = 0
-    resellers_updated: int = 0
-    eylandoo_configs_processed: int = 0
-    panels: int = 0
-
-    def count(self, panel_type: str, outcome: str, n: int = 1) -> None:
-        """Count `n` configs' outcome under their panel type."""
-        self.counts[panel_type][outcome] += n
-
-    def total(self, outcome: str) -> int:
-        """The number of configs with `outcome`, over every panel type."""
-        return sum(counter[outcome] for counter in self.counts.values())
-
-    @property
-    def done(self) -> int:
-        """Configs with an outcome so far."""
-        return sum(self.total(outcome) for outcome in OUTCOMES)
-
-    @property
-    def duration_s(self) -> float:
-        """Seconds the run took."""
-        end = self.finished_at or self.started_at
-        return (end - self.started_at).total_seconds()
-
-    def as_dict(self) -> dict[str, object]:
-        """A JSON-ready form of the summary."""
-        return {
-            "started_at": self.started_at.isoformat(),
-            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
-            "duration_s": round(self.duration_s, 3),
-            "resellers": self.resellers,
-            "configs": self.configs,
-            "panels": self.panels,
-            "fetched": self.total("updated") + self.total("unchanged"),
-            **{outcome: self.total(outcome) for outcome in OUTCOMES},
-            "resets": self.resets,
-            "resellers_updated": self.resellers_updated,
-            "per_panel_type": {
-                panel_type: {outcome: counter[outcome] for outcome in OUTCOMES}
-                for panel_type, counter in sorted(self.counts.items())
-            },
-            "eylandoo_configs_processed": self.eylandoo_configs_processed,
-        }
-
-
-@attrs.frozen
-class _Target:
-    item: SyncItem
-    type_name: str
-    label: str
-    username: str
-
-
-@attrs.define
-class _PanelJob:
-    panel: Panel
-    targets: list[_Target] = attrs.field(factory=list)
-
-
-def _resolver(panels: list[Panel]) -> Callable[[int | None, str], Panel | None]:
-    by_id = {panel.id: panel for panel in panels}
-    first_of_type: dict[str, Panel] = {}
-    for panel in panels:
-        first_of_type.setdefault(panel.panel_type, panel)
-
-    def resolve(panel_id: int | None, panel_type: str) -> Panel | None:
-        if panel_id is not None:
-            return by_id.get(panel_id)
-        return first_of_type.get(panel_type)
-
-    return resolve
 
 
 @attrs.define
 class SyncAllUsage:
     """Sync the usage of every active config of every active traffic reseller."""
 
-    store: SyncStore
     configs: ConfigRepository
+    resellers: ResellerRepository
     panels: PanelRepository
     clients: PanelClients
     clock: Clock
@@ -145,14 +69,21 @@ class SyncAllUsage:
         """
         summary = SyncSummary(started_at=self.clock.now())
         logger.log(NOTICE, "Starting reseller usage sync")
-        work = self.store.load_sync_work(self._filter(panel_ids))
+        directory = PanelDirectory(self.panels.all())
+        only = directory.owned_by(panel_ids) if panel_ids is not None else None
+        work = SyncWork(self.resellers.synced(), self.configs.synced_items(only))
         summary.resellers = len(work.resellers)
         for reseller in work.resellers:
             logger.info("Syncing usage for reseller %s", reseller.id)
-        jobs = self._plan(work, summary, panel_ids)
-        summary.panels = len(jobs)
+        plan = plan_sync(work, directory, panel_ids)
+        summary.configs = plan.configs
+        summary.eylandoo_configs_processed = plan.eylandoo_configs
+        summary.panels = len(plan.jobs)
+        for unread in plan.unread:
+            _log_unread(unread)
+            summary.count(unread.type_name, unread.why.outcome)
         after: dict[int, LedgerState] = {}
-        for job, results in self._fetch(jobs):
+        for job, results in self._fetch(plan.jobs):
             after.update(self._apply(job, results, summary))
             if progress is not None:
                 progress(summary.done, summary.configs)
@@ -167,97 +98,24 @@ class SyncAllUsage:
         )
         return summary
 
-    def _filter(self, panel_ids: frozenset[int] | None) -> ConfigFilter | None:
-        """The configs a fan-out job for `panel_ids` may need, for the store to select."""
-        if panel_ids is None:
-            return None
-        first_of_type: dict[str, int] = {}
-        for panel in self.panels.all():
-            first_of_type.setdefault(panel.panel_type, panel.id)
-        types = frozenset(kind for kind, pid in first_of_type.items() if pid in panel_ids)
-        return ConfigFilter(panel_ids, types)
-
     def panels_with_work(self) -> list[int]:
         """The ids of the panels that have configs to sync, for a fan-out."""
-        work = self.store.load_sync_work()
-        quiet = SyncSummary(started_at=self.clock.now())
-        return sorted(job.panel.id for job in self._plan(work, quiet, None, log=False))
+        work = SyncWork(self.resellers.synced(), self.configs.synced_items())
+        plan = plan_sync(work, PanelDirectory(self.panels.all()))
+        return sorted(job.panel.id for job in plan.jobs)
 
     def refresh_totals(self) -> SyncSummary:
-        """Recompute every active traffic reseller's total from the database."""
+        """Recompute every synced reseller's total from the database."""
         summary = SyncSummary(started_at=self.clock.now())
-        work = self.store.load_sync_work()
+        work = SyncWork(self.resellers.synced(), self.configs.synced_items())
         summary.resellers = len(work.resellers)
         self._update_totals(work, {}, summary)
         summary.finished_at = self.clock.now()
         return summary
 
-    # -- planning ---------------------------------------------------------------
+    # -- fetching -----------------------------------------------------------------
 
-    def _plan(
-        self,
-        work: SyncWork,
-        summary: SyncSummary,
-        panel_ids: frozenset[int] | None,
-        *,
-        log: bool = True,
-    ) -> list[_PanelJob]:
-        say: Callable[..., None] = logger.log if log else _quiet
-        resolve = _resolver(self.panels.all())
-        jobs: dict[int, _PanelJob] = {}
-        for item in work.items:
-            config = item.config
-            if config.status != "active":
-                continue
-            panel = resolve(config.panel_id, config.panel_type)
-            if panel_ids is not None and (panel is None or panel.id not in panel_ids):
-                # Another job of the fan-out owns this config.
-                continue
-            summary.configs += 1
-            if config.problem:
-                say(
-                    logging.ERROR,
-                    "Error syncing config %s: %s",
-                    config.id,
-                    config.problem,
-                    extra=ctx(config_id=config.id),
-                )
-                summary.count(config.panel_type, "failed")
-                continue
-            if panel is None:
-                where = f"panel_id: {config.panel_id}" if config.panel_id else "panel_id: null"
-                say(
-                    logging.WARNING,
-                    "No panel found for config %s (%s, type: %s)",
-                    config.id,
-                    where,
-                    config.panel_type,
-                    extra=ctx(config_id=config.id),
-                )
-                summary.count(config.panel_type, "skipped")
-                continue
-            panel_type = effective_panel_type(config, panel)
-            label = panel_type.label if panel_type else panel.panel_type
-            type_name = panel_type.value if panel_type else panel.panel_type
-            if panel_type is PanelType.EYLANDOO:
-                summary.eylandoo_configs_processed += 1
-            username = panel_username(config, panel_type)
-            if not username:
-                say(
-                    logging.WARNING,
-                    "%s usage fetch skipped: empty username",
-                    label,
-                    extra=ctx(config_id=config.id),
-                )
-                summary.count(type_name, "skipped")
-                continue
-            job = jobs.setdefault(panel.id, _PanelJob(panel))
-            job.targets.append(_Target(item, type_name, label, username))
-        return list(jobs.values())
-
-    # -- fetching ---------------------------------------------------------------
-
-    def _fetch_panel(self, job: _PanelJob) -> dict[str, UsageResult]:
+    def _fetch_panel(self, job: PanelJob) -> dict[str, UsageResult]:
         if job.panel.problem:
             return dict.fromkeys((t.username for t in job.targets), HardFailure(job.panel.problem))
         session = self.clients.open(job.panel)
@@ -267,14 +125,14 @@ class SyncAllUsage:
             session.close()
 
     def _fetch(
-        self, jobs: list[_PanelJob]
-    ) -> Iterator[tuple[_PanelJob, dict[str, UsageResult] | None]]:
+        self, jobs: list[PanelJob]
+    ) -> Iterator[tuple[PanelJob, dict[str, UsageResult] | None]]:
         """Each panel's results as soon as they arrive; None when the panel failed as a whole."""
         if not jobs:
             return
         workers = max(1, min(self.max_parallel_panels, len(jobs)))
         with ThreadPoolExecutor(workers, thread_name_prefix="usage-sync-panel") as pool:
-            futures: dict[Future[dict[str, UsageResult]], _PanelJob] = {
+            futures: dict[Future[dict[str, UsageResult]], PanelJob] = {
                 pool.submit(self._fetch_panel, job): job for job in jobs
             }
             for future in as_completed(futures):
@@ -291,13 +149,13 @@ class SyncAllUsage:
                     )
                     yield job, None
 
-    # -- recording --------------------------------------------------------------
+    # -- recording ----------------------------------------------------------------
 
     def _apply(
-        self, job: _PanelJob, results: dict[str, UsageResult] | None, summary: SyncSummary
+        self, job: PanelJob, results: dict[str, UsageResult] | None, summary: SyncSummary
     ) -> dict[int, LedgerState]:
         """Apply one panel's readings through the ledger; the states now stored."""
-        steps: list[tuple[_Target, LedgerStep]] = []
+        steps: list[tuple[Target, LedgerStep]] = []
         for target in job.targets:
             config = target.item.config
             result: UsageResult = (
@@ -318,15 +176,11 @@ class SyncAllUsage:
             if not isinstance(result, CounterReading):
                 summary.count(target.type_name, "failed")
                 continue
-            step = advance(target.item.snapshot.state, result.bytes)
-            if step.kind is StepKind.RESET and not result.has_usage_field:
-                logger.warning(
-                    "Config %s: the panel reply had no usage field; keeping the stored usage "
-                    "instead of treating 0 as a counter reset",
-                    config.id,
-                    extra=ctx(config_id=config.id),
-                )
-                step = LedgerStep(StepKind.UNCHANGED, result.bytes, step.before, step.before)
+            step = advance(
+                target.item.snapshot.state, result.bytes, may_reset=result.has_usage_field
+            )
+            if step.ignored_drop:
+                log_kept_usage(config.id, step)
             if step.changed:
                 steps.append((target, step))
             else:
@@ -334,12 +188,13 @@ class SyncAllUsage:
         return self._write(steps, summary)
 
     def _write(
-        self, steps: list[tuple[_Target, LedgerStep]], summary: SyncSummary
+        self, steps: list[tuple[Target, LedgerStep]], summary: SyncSummary
     ) -> dict[int, LedgerState]:
         stored: dict[int, LedgerState] = {}
-        for batch in _batches(steps, WRITE_BATCH):
+        for start in range(0, len(steps), WRITE_BATCH):
+            batch = steps[start : start + WRITE_BATCH]
             try:
-                written = self.store.save_ledgers(
+                written = self.configs.save_ledgers(
                     [(target.item.snapshot, step.after) for target, step in batch]
                 )
             except Exception as exc:
@@ -351,16 +206,15 @@ class SyncAllUsage:
                 continue
             for target, step in batch:
                 config_id = target.item.config.id
-                if config_id in written:
-                    self._count_step(target, step, summary)
-                    stored[config_id] = step.after
-                else:
-                    retried = self._retry(target, step, summary)
-                    if retried is not None:
-                        stored[config_id] = retried
+                landed: LedgerStep | None = step
+                if config_id not in written:
+                    landed = self._retry(target, step, summary)
+                if landed is not None:
+                    self._count_step(target, landed, summary)
+                    stored[config_id] = landed.after
         return stored
 
-    def _retry(self, target: _Target, step: LedgerStep, summary: SyncSummary) -> LedgerState | None:
+    def _retry(self, target: Target, step: LedgerStep, summary: SyncSummary) -> LedgerStep | None:
         """A row changed under the batch write: re-read and apply it on its own."""
         config = target.item.config
         try:
@@ -377,52 +231,38 @@ class SyncAllUsage:
             return None
         if retried is None:
             summary.count(target.type_name, "skipped")
-            return None
-        self._count_step(target, retried, summary)
-        return retried.after
+        return retried
 
-    def _count_step(self, target: _Target, step: LedgerStep, summary: SyncSummary) -> None:
+    def _count_step(self, target: Target, step: LedgerStep, summary: SyncSummary) -> None:
         if not step.changed:
             summary.count(target.type_name, "unchanged")
             return
         summary.count(target.type_name, "updated")
         if step.kind is StepKind.RESET:
             summary.resets += 1
-            logger.log(
-                NOTICE,
-                "Panel counter reset detected for config %s: %s bytes moved to settled_usage_bytes",
-                target.item.config.id,
-                step.settled_now,
-                extra=ctx(config_id=target.item.config.id, counter=step.counter),
-            )
+            log_reset(target.item.config.id, step)
 
-    # -- totals -----------------------------------------------------------------
+    # -- totals -------------------------------------------------------------------
 
     def _update_totals(
         self, work: SyncWork, stored: dict[int, LedgerState], summary: SyncSummary
     ) -> None:
-        ledgers: dict[int, list[LedgerState]] = defaultdict(list)
-        for item in work.items:
-            state = stored.get(item.config.id, item.snapshot.state)
-            ledgers[item.config.reseller_id].append(state)
-        changed: dict[int, int] = {}
-        for reseller in work.resellers:
-            total = reseller_total(ledgers.get(reseller.id, []), reseller.forgiven_bytes)
-            if total != reseller.used_bytes:
-                changed[reseller.id] = total
-                logger.info(
-                    "Reseller %s usage updated",
-                    reseller.id,
-                    extra=ctx(
-                        reseller_id=reseller.id,
-                        old_traffic_used_bytes=reseller.used_bytes,
-                        new_traffic_used_bytes=total,
-                    ),
-                )
+        changed = changed_totals(work, stored)
         if not changed:
             return
+        used = {reseller.id: reseller.used_bytes for reseller in work.resellers}
+        for reseller_id, total in changed.items():
+            logger.info(
+                "Reseller %s usage updated",
+                reseller_id,
+                extra=ctx(
+                    reseller_id=reseller_id,
+                    old_traffic_used_bytes=used[reseller_id],
+                    new_traffic_used_bytes=total,
+                ),
+            )
         try:
-            self.store.set_used_bytes_many(changed)
+            self.resellers.set_used_bytes(changed)
         except Exception as exc:
             if isinstance(exc, self.abort_on):
                 raise
@@ -431,12 +271,27 @@ class SyncAllUsage:
         summary.resellers_updated = len(changed)
 
 
-def _quiet(*_args: object, **_kwargs: object) -> None:
-    """A logger stand-in for planning without log lines."""
-
-
-def _batches(
-    steps: list[tuple[_Target, LedgerStep]], size: int
-) -> Iterable[list[tuple[_Target, LedgerStep]]]:
-    for start in range(0, len(steps), size):
-        yield steps[start : start + size]
+def _log_unread(unread: UnreadConfig) -> None:
+    config = unread.config
+    if unread.why is Unread.BAD_ROW:
+        logger.error(
+            "Error syncing config %s: %s",
+            config.id,
+            config.problem,
+            extra=ctx(config_id=config.id),
+        )
+    elif unread.why is Unread.NO_PANEL:
+        where = f"panel_id: {config.panel_id}" if config.panel_id else "panel_id: null"
+        logger.warning(
+            "No panel found for config %s (%s, type: %s)",
+            config.id,
+            where,
+            config.panel_type,
+            extra=ctx(config_id=config.id),
+        )
+    else:
+        logger.warning(
+            "%s usage fetch skipped: empty username",
+            unread.label,
+            extra=ctx(config_id=config.id),
+        )

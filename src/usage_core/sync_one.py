@@ -6,9 +6,9 @@ import logging
 
 import attrs
 
-from usage_core.errors import ConcurrentUpdateError, SupersededReadingError, UsageSyncError
-from usage_core.ledger import LedgerStep, StepKind, advance
-from usage_core.log import NOTICE, ctx
+from usage_core.errors import UsageSyncError
+from usage_core.ledger import LedgerStep
+from usage_core.log import ctx
 from usage_core.model import Panel, ResellerConfig
 from usage_core.ports import (
     ConfigRepository,
@@ -18,11 +18,10 @@ from usage_core.ports import (
 )
 from usage_core.quota import reseller_total
 from usage_core.readings import CounterReading, HardFailure, UsageResult
+from usage_core.recording import log_fetch_result, record_counter
 from usage_core.targets import effective_panel_type, panel_username, resolve_panel
 
 logger = logging.getLogger(__name__)
-
-LEDGER_WRITE_ATTEMPTS = 5
 
 
 @attrs.frozen
@@ -96,113 +95,21 @@ def fetch_usage(
     return username, result
 
 
-def log_fetch_result(
-    label: str,
-    username: str,
-    config_id: int,
-    panel: Panel,
-    result: UsageResult,
-    *,
-    success_level: int = logging.INFO,
-) -> None:
-    """Log a fetch outcome in the original job's words."""
-    if isinstance(result, CounterReading):
-        if logger.isEnabledFor(success_level):
-            logger.log(
-                success_level,
-                "%s usage for user %s: %s bytes",
-                label,
-                username,
-                result.bytes,
-                extra=ctx(config_id=config_id),
-            )
-    else:
-        logger.warning(
-            "%s usage fetch failed for user %s (hard failure)",
-            label,
-            username,
-            extra=ctx(config_id=config_id, panel_url=panel.url, reason=result.reason),
-        )
-
-
-_UNSET: object = object()
-
-
-def record_counter(
-    configs: ConfigRepository,
-    config_id: int,
-    counter: int,
-    seen_last_counter: int | object | None = _UNSET,
-    *,
-    may_reset: bool = True,
-) -> LedgerStep | None:
-    """Apply `counter` to the config's ledger with a guarded write.
-
-    Re-reads and re-applies when a concurrent writer changed the row in
-    between, so neither side's change is lost. None when the config is gone.
-
-    `seen_last_counter` is the ledger's last counter as read before the panel
-    was asked; when another sync has recorded a counter since, this reading is
-    dropped with SupersededReadingError rather than risk mistaking it for a reset.
-
-    With `may_reset` false (a reply that carried no usage field at all), a
-    drop is not taken as a reset: the stored usage is kept, so that the next
-    real counter does not count the same bytes twice.
-    """
-    for _ in range(LEDGER_WRITE_ATTEMPTS):
-        snapshot = configs.load_ledger(config_id)
-        if snapshot is None:
-            return None
-        if seen_last_counter is not _UNSET and snapshot.state.last_counter != seen_last_counter:
-            msg = (
-                f"config {config_id}: another sync recorded counter "
-                f"{snapshot.state.last_counter} while this one fetched {counter}; "
-                "this reading was not applied"
-            )
-            raise SupersededReadingError(msg)
-        step = advance(snapshot.state, counter)
-        if step.kind is StepKind.RESET and not may_reset:
-            logger.warning(
-                "Config %s: the panel reply had no usage field; keeping the stored usage "
-                "instead of treating 0 as a counter reset",
-                config_id,
-                extra=ctx(config_id=config_id, last_counter=snapshot.state.last_counter),
-            )
-            return LedgerStep(StepKind.UNCHANGED, counter, snapshot.state, snapshot.state)
-        if not step.changed or configs.save_ledger(snapshot, step.after):
-            if step.kind is StepKind.RESET:
-                logger.log(
-                    NOTICE,
-                    "Panel counter reset detected for config %s: %s bytes moved to "
-                    "settled_usage_bytes",
-                    config_id,
-                    step.settled_now,
-                    extra=ctx(
-                        config_id=config_id,
-                        previous_counter=snapshot.state.last_counter,
-                        counter=counter,
-                        settled_bytes=step.after.settled_bytes,
-                    ),
-                )
-            return step
-    msg = f"config {config_id}: usage changed under every one of {LEDGER_WRITE_ATTEMPTS} writes"
-    raise ConcurrentUpdateError(msg)
-
-
 def refresh_reseller_total(
-    resellers: ResellerRepository, reseller_id: int
+    configs: ConfigRepository, resellers: ResellerRepository, reseller_id: int
 ) -> ResellerTotalUpdate | None:
     """Recompute and store a reseller's `traffic_used_bytes` from its configs."""
-    previous = resellers.used_bytes(reseller_id)
-    if previous is None:
+    stored = resellers.usage_of(reseller_id)
+    if stored is None:
         return None
-    ledgers = resellers.config_ledgers(reseller_id)
-    forgiven = resellers.forgiven_bytes(reseller_id)
+    ledgers = configs.ledgers_of(reseller_id)
     from_configs = reseller_total(ledgers)
-    current = reseller_total(ledgers, forgiven)
-    if current != previous:
-        resellers.set_used_bytes(reseller_id, current)
-    return ResellerTotalUpdate(reseller_id, previous, current, from_configs, forgiven)
+    current = reseller_total(ledgers, stored.forgiven_bytes)
+    if current != stored.used_bytes:
+        resellers.set_used_bytes({reseller_id: current})
+    return ResellerTotalUpdate(
+        reseller_id, stored.used_bytes, current, from_configs, stored.forgiven_bytes
+    )
 
 
 @attrs.define
@@ -267,7 +174,7 @@ class SyncOneConfig:
 
     def _refresh_reseller(self, config: ResellerConfig) -> ResellerTotalUpdate | None:
         try:
-            reseller = refresh_reseller_total(self.resellers, config.reseller_id)
+            reseller = refresh_reseller_total(self.configs, self.resellers, config.reseller_id)
         except UsageSyncError as exc:
             logger.error(
                 "Failed to update the aggregate of reseller %s: %s",

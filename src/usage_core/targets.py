@@ -1,11 +1,13 @@
-"""Which panel and which panel-side username a config is fetched with."""
+"""Which panel and which panel-side username a config is fetched with: one rule for all."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import attrs
 
-from usage_core.model import Panel, PanelType, ResellerConfig, panel_type_of
-from usage_core.ports import PanelRepository
+from usage_core.model import ConfigFilter, Panel, PanelType, ResellerConfig, panel_type_of
+from usage_core.ports import PanelLookup
 
 
 @attrs.frozen
@@ -17,7 +19,7 @@ class PanelResolution:
     by_type: bool = False
 
 
-def resolve_panel(config: ResellerConfig, panels: PanelRepository) -> PanelResolution:
+def resolve_panel(config: ResellerConfig, panels: PanelLookup) -> PanelResolution:
     """`panel_id` when set; otherwise the first panel of the config's type.
 
     A `panel_id` that names a missing row is a failure, not a reason to fall
@@ -35,6 +37,32 @@ def resolve_panel(config: ResellerConfig, panels: PanelRepository) -> PanelResol
             f"No panel found for config {config.id} (panel_id: null, type: {config.panel_type})",
         )
     return PanelResolution(panel, by_type=True)
+
+
+class PanelDirectory:
+    """Every panel in memory, answering the same lookups as the `panels` table."""
+
+    def __init__(self, panels: Iterable[Panel]) -> None:
+        self._by_id: dict[int, Panel] = {}
+        self._first_of_type: dict[str, Panel] = {}
+        for panel in sorted(panels, key=lambda p: p.id):
+            self._by_id[panel.id] = panel
+            self._first_of_type.setdefault(panel.panel_type, panel)
+
+    def get(self, panel_id: int) -> Panel | None:
+        """The panel with this id, or None."""
+        return self._by_id.get(panel_id)
+
+    def first_of_type(self, panel_type: str) -> Panel | None:
+        """The panel of this type with the lowest id, or None."""
+        return self._first_of_type.get(panel_type)
+
+    def owned_by(self, panel_ids: frozenset[int]) -> ConfigFilter:
+        """The configs that may resolve to one of `panel_ids`, for the store to select."""
+        types = frozenset(
+            kind for kind, panel in self._first_of_type.items() if panel.id in panel_ids
+        )
+        return ConfigFilter(panel_ids, types)
 
 
 def panel_username(config: ResellerConfig, panel_type: PanelType | None) -> str:

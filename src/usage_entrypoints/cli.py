@@ -9,17 +9,25 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import datetime
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from sqlalchemy.exc import SQLAlchemyError
 
-from usage_core.errors import UsageSyncError
+from usage_core.errors import (
+    ConfigurationError,
+    DatabaseUnavailableError,
+    LockHeldError,
+    MissingTablesError,
+    UsageSyncError,
+)
 from usage_core.interval import INTERVAL_SETTING_KEY, parse_interval
 from usage_entrypoints import sync_one_output as out
-from usage_entrypoints.logs import configure_logging
 from usage_entrypoints.run_report import summary_lines
-from usage_entrypoints.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from usage_entrypoints.container import Container
 
 logger = logging.getLogger(__name__)
 
@@ -46,36 +54,26 @@ def _fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _load_settings() -> Settings:
-    try:
-        settings = Settings.from_env(os.environ)
-    except UsageSyncError as exc:
-        _fail(f"Configuration error: {exc}", 2)
-    configure_logging(
-        level=settings.log_level,
-        log_format=settings.log_format,
-        log_file=settings.log_file,
-        tz=settings.tz,
-    )
-    return settings
-
-
 @contextmanager
-def _container() -> Iterator[Any]:
-    """The composition root for one command, its resources shut down afterwards."""
-    from usage_entrypoints.container import Container  # noqa: PLC0415 - keeps --help fast
+def _container() -> Iterator[Container]:
+    """The composition root for one command, its resources shut down afterwards.
 
-    container = Container(settings=_load_settings())
+    Errors the user can act on end the command with one line, chosen by type.
+    """
+    from usage_entrypoints.container import build_container  # noqa: PLC0415 - keeps --help fast
+
+    try:
+        container = build_container(os.environ)
+    except ConfigurationError as exc:
+        _fail(f"Configuration error: {exc}", 2)
     try:
         yield container
+    except MissingTablesError:
+        _fail(f"❌ {_NO_TABLES_HINT}")
+    except DatabaseUnavailableError as exc:
+        _fail(f"❌ Cannot use the database: {exc}")
     except UsageSyncError as exc:
         _fail(f"❌ {exc}")
-    except SQLAlchemyError as exc:
-        text = str(exc).lower()
-        if "no such table" in text or "doesn't exist" in text or "does not exist" in text:
-            _fail(f"❌ {_NO_TABLES_HINT}")
-        logger.exception("Database error")
-        _fail(f"❌ Database error: {type(exc).__name__} (details in the log)")
     finally:
         container.shutdown_resources()
 
@@ -109,7 +107,7 @@ def sync_one(
             _echo_lines(out.header_lines(located))
         try:
             report = use_case.sync(located)
-        except (UsageSyncError, SQLAlchemyError):
+        except UsageSyncError:
             raise
         except Exception as exc:  # the diagnostic reports any failure, as the original did
             logger.exception("sync-one failed for config %s", config_id)
@@ -161,9 +159,10 @@ def _explain_interval(raw: str) -> None:
 @db_app.command("init")
 def db_init() -> None:
     """Create the app's tables in a standalone database (existing tables are kept)."""
-    from usage_adapters.sql.tables import metadata  # noqa: PLC0415 - keeps --help fast
+    from usage_adapters.sql.errors import database_errors  # noqa: PLC0415 - keeps --help fast
+    from usage_adapters.sql.tables import metadata  # noqa: PLC0415
 
-    with _container() as container:
+    with _container() as container, database_errors():
         engine = container.engine()
         existing = set(metadata.tables) & set(_table_names(engine))
         metadata.create_all(engine, checkfirst=True)
@@ -174,16 +173,15 @@ def db_init() -> None:
         typer.echo("All tables already exist; nothing to do")
 
 
-def _table_names(engine: Any) -> list[str]:
+def _table_names(engine: Engine) -> list[str]:
     from sqlalchemy import inspect  # noqa: PLC0415
 
     return list(inspect(engine).get_table_names())
 
 
-def _parse_now(text: str | None, container: Any) -> datetime:
+def _parse_now(text: str | None, container: Container) -> datetime:
     if text is None:
-        now: datetime = container.clock().now()
-        return now
+        return container.clock().now()
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
@@ -220,23 +218,14 @@ def sync(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Run one full sync now, holding the job's unique lock while it runs."""
-    from usage_core.dispatch import UNIQUE_FOR_SECONDS  # noqa: PLC0415
-
     with _container() as container:
-        lock = container.lock()
-        token = lock.acquire(UNIQUE_FOR_SECONDS)
-        if token is None:
-            left = lock.remaining_seconds() or 0
-            _fail(f"❌ A sync is already running or queued (its lock expires in {left:.0f} s)")
+        show_bar = not as_json and sys.stdout.isatty()
         try:
-            use_case = container.sync_all()
-            show_bar = not as_json and sys.stdout.isatty()
             with _progress(show_bar) as progress:
-                summary = use_case(progress=progress)
-            container.run_history().record(summary.as_dict())
-        finally:
-            lock.release(token)
-    document = summary.as_dict()
+                document = container.sync_run().now(progress)
+        except LockHeldError as exc:
+            left = exc.remaining_seconds or 0
+            _fail(f"❌ A sync is already running or queued (its lock expires in {left:.0f} s)")
     if as_json:
         typer.echo(json.dumps(document, indent=2))
     else:
@@ -262,17 +251,19 @@ def _progress(show: bool) -> Iterator[Callable[[int, int], None] | None]:
         yield update
 
 
-def _ensure_standalone_tables(container: Any) -> None:
+def _ensure_standalone_tables(container: Container) -> None:
     """Create the tables of the embedded default database on first run."""
+    from usage_adapters.sql.errors import database_errors  # noqa: PLC0415
     from usage_adapters.sql.tables import metadata  # noqa: PLC0415
     from usage_entrypoints.settings import DEFAULT_DATABASE_URL  # noqa: PLC0415
 
     if container.settings().database_url != DEFAULT_DATABASE_URL:
         return
     engine = container.engine()
-    if not set(metadata.tables) <= set(_table_names(engine)):
-        metadata.create_all(engine, checkfirst=True)
-        logger.info("Created the standalone database %s", engine.url.database)
+    with database_errors():
+        if not set(metadata.tables) <= set(_table_names(engine)):
+            metadata.create_all(engine, checkfirst=True)
+            logger.info("Created the standalone database %s", engine.url.database)
 
 
 @app.command("run")
@@ -305,7 +296,7 @@ def run() -> None:
     logger.info("usage-sync scheduler stopped")
 
 
-def _require_redis(container: Any, command: str) -> None:
+def _require_redis(container: Container, command: str) -> None:
     if container.settings().embedded:
         _fail(
             f"usage-sync {command} needs USAGE_SYNC_REDIS_URL; "
@@ -340,7 +331,7 @@ def scheduler(
     """Run rq-scheduler with a `* * * * *` entry that enqueues the tick."""
     from rq_scheduler import Scheduler  # noqa: PLC0415
 
-    from usage_entrypoints.jobs import TICK_JOB  # noqa: PLC0415
+    from usage_entrypoints.job_names import TICK_JOB  # noqa: PLC0415
 
     with _container() as container:
         _require_redis(container, "scheduler")

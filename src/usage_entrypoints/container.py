@@ -11,23 +11,23 @@ from sqlalchemy import Engine
 
 from usage_adapters.credentials import credential_reader
 from usage_adapters.file_lock import FileLock
+from usage_adapters.inline_queue import InlineJobQueue
 from usage_adapters.panels.clients import HttpxPanelClients
 from usage_adapters.redis_lock import RedisLock
 from usage_adapters.rq_queue import RqFanOut, RqJobQueue
 from usage_adapters.run_history import FileRunHistory, RedisRunHistory
+from usage_adapters.sql.configs import SqlConfigRepository
 from usage_adapters.sql.engine import create_store_engine
-from usage_adapters.sql.store import (
-    SqlConfigRepository,
-    SqlPanelRepository,
-    SqlResellerRepository,
-    SqlSettingsRepository,
-)
-from usage_adapters.sql.sync_store import SqlSyncStore
+from usage_adapters.sql.panels import CredentialReader, SqlPanelRepository
+from usage_adapters.sql.resellers import SqlResellerRepository
+from usage_adapters.sql.settings import SqlSettingsRepository
 from usage_core.dispatch import JOB_NAME, SchedulerTick
+from usage_core.ports import JobQueue, Lock, RunHistory
+from usage_core.run import SyncRun
 from usage_core.sync_all import SyncAllUsage
 from usage_core.sync_one import SyncOneConfig
 from usage_entrypoints.clock import SystemClock
-from usage_entrypoints.jobs import FINISH_SYNC_JOB, SYNC_JOB, SYNC_PANEL_JOB, InlineJobQueue
+from usage_entrypoints.job_names import FINISH_SYNC_JOB, SYNC_JOB, SYNC_PANEL_JOB
 from usage_entrypoints.settings import Settings
 
 
@@ -50,12 +50,17 @@ def _redis(settings: Settings) -> Iterator[Redis]:
         client.close()
 
 
-def _app_key(settings: Settings) -> str | None:
-    return settings.app_key.reveal() if settings.app_key else None
+def _credentials(settings: Settings) -> CredentialReader:
+    return credential_reader(settings.app_key.reveal() if settings.app_key else None)
+
+
+def _key(settings: Settings, name: str) -> str:
+    """A Redis key of this deployment (its queue name tells deployments apart)."""
+    return f"usage-sync:{settings.queue_name}:{name}"
 
 
 def _panel_lock(redis: Redis, settings: Settings, panel_id: int) -> RedisLock:
-    return RedisLock(redis, f"usage-sync:{settings.queue_name}:unique:panel:{panel_id}")
+    return RedisLock(redis, _key(settings, f"unique:panel:{panel_id}"))
 
 
 def _mode(settings: Settings) -> str:
@@ -71,38 +76,40 @@ class Container(containers.DeclarativeContainer):
     clock = providers.Singleton(SystemClock, tz=settings.provided.tz)
     engine = providers.Resource(_engine, url=settings.provided.database_url)
     redis = providers.Resource(_redis, settings)
-    credentials = providers.Singleton(
-        credential_reader, app_key=providers.Callable(_app_key, settings)
-    )
 
     settings_repository = providers.Factory(
         SqlSettingsRepository, engine=engine, now=clock.provided.local_naive
     )
     configs = providers.Factory(SqlConfigRepository, engine=engine)
-    panels = providers.Factory(SqlPanelRepository, engine=engine, credentials=credentials)
+    panels = providers.Factory(
+        SqlPanelRepository,
+        engine=engine,
+        credentials=providers.Singleton(_credentials, settings),
+    )
     resellers = providers.Factory(SqlResellerRepository, engine=engine)
-    panel_clients = providers.Singleton(HttpxPanelClients, timeout=settings.provided.http_timeout_s)
+    panel_clients = providers.Singleton(
+        HttpxPanelClients,
+        timeout=settings.provided.http_timeout_s,
+        sync_concurrency=settings.provided.panel_concurrency,
+        panel_budget_s=settings.provided.panel_budget_s,
+    )
 
-    lock = providers.Selector(
+    lock: providers.Provider[Lock] = providers.Selector(
         mode,
         redis=providers.Singleton(
             RedisLock,
             redis=redis,
-            key=providers.Callable(
-                lambda s: f"usage-sync:{s.queue_name}:unique:{JOB_NAME}", settings
-            ),
+            key=providers.Callable(_key, settings, f"unique:{JOB_NAME}"),
         ),
         embedded=providers.Singleton(
             FileLock,
             path=providers.Callable(lambda s: s.resolved_state_dir / "unique-lock.json", settings),
         ),
     )
-    run_history = providers.Selector(
+    run_history: providers.Provider[RunHistory] = providers.Selector(
         mode,
         redis=providers.Singleton(
-            RedisRunHistory,
-            redis=redis,
-            key=providers.Callable(lambda s: f"usage-sync:{s.queue_name}:last-run", settings),
+            RedisRunHistory, redis=redis, key=providers.Callable(_key, settings, "last-run")
         ),
         embedded=providers.Singleton(
             FileRunHistory,
@@ -117,17 +124,17 @@ class Container(containers.DeclarativeContainer):
         resellers=resellers,
         clients=panel_clients,
     )
-    sync_store = providers.Factory(SqlSyncStore, engine=engine)
     sync_all = providers.Factory(
         SyncAllUsage,
-        store=sync_store,
         configs=configs,
+        resellers=resellers,
         panels=panels,
         clients=panel_clients,
         clock=clock,
         abort_on=providers.Object((JobTimeoutException,)),
     )
-    queue = providers.Selector(
+    sync_run = providers.Factory(SyncRun, sync=sync_all, lock=lock, history=run_history)
+    queue: providers.Provider[JobQueue] = providers.Selector(
         mode,
         redis=providers.Singleton(
             RqJobQueue,
@@ -135,9 +142,7 @@ class Container(containers.DeclarativeContainer):
             queue_name=settings.provided.queue_name,
             job_path=SYNC_JOB,
         ),
-        embedded=providers.Singleton(
-            InlineJobQueue, sync=sync_all.provider, lock=lock, history=run_history
-        ),
+        embedded=providers.Singleton(InlineJobQueue, run=sync_run.provider),
     )
     fan_out = providers.Singleton(
         RqFanOut,

@@ -11,6 +11,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 
+from usage_adapters.panels import (
+    DEFAULT_HTTP_TIMEOUT_S,
+    DEFAULT_PANEL_BUDGET_S,
+    DEFAULT_PANEL_CONCURRENCY,
+)
+from usage_adapters.panels.options import MAX_PANEL_CONCURRENCY
 from usage_core.errors import ConfigurationError
 from usage_core.model import Secret
 
@@ -56,13 +62,13 @@ class Settings:
     log_file: str | None = None
     log_format: LogFormat = "text"
     log_level: str = "INFO"
-    http_timeout_s: float = 15.0
+    http_timeout_s: float = DEFAULT_HTTP_TIMEOUT_S
     redis_url: Secret | None = None
     queue_name: str = "usage-sync"
     state_dir: Path | None = None
     fanout: bool = False
-    panel_budget_s: float = 120.0
-    panel_concurrency: int = 4
+    panel_budget_s: float = DEFAULT_PANEL_BUDGET_S
+    panel_concurrency: int = DEFAULT_PANEL_CONCURRENCY
 
     @property
     def embedded(self) -> bool:
@@ -108,11 +114,18 @@ class Settings:
         if log_level not in ("DEBUG", "INFO", "NOTICE", "WARNING", "ERROR", "CRITICAL"):
             msg = f"USAGE_SYNC_LOG_LEVEL={log_level!r} is not a log level"
             raise ConfigurationError(msg)
-        timeout = _number(get("HTTP_TIMEOUT") or "15", "USAGE_SYNC_HTTP_TIMEOUT", 0.1, 600)
-        budget = _number(get("PANEL_BUDGET") or "120", "USAGE_SYNC_PANEL_BUDGET", 1, 540)
-        concurrency = int(
-            _number(get("PANEL_CONCURRENCY") or "4", "USAGE_SYNC_PANEL_CONCURRENCY", 1, 64)
+        timeout = _number(get("HTTP_TIMEOUT"), DEFAULT_HTTP_TIMEOUT_S, "HTTP_TIMEOUT", 0.1, 600)
+        budget = _number(get("PANEL_BUDGET"), DEFAULT_PANEL_BUDGET_S, "PANEL_BUDGET", 1, 540)
+        concurrency = _number(
+            get("PANEL_CONCURRENCY"),
+            DEFAULT_PANEL_CONCURRENCY,
+            "PANEL_CONCURRENCY",
+            1,
+            MAX_PANEL_CONCURRENCY,
         )
+        if concurrency != int(concurrency):
+            msg = f"USAGE_SYNC_PANEL_CONCURRENCY must be a whole number, not {concurrency:g}"
+            raise ConfigurationError(msg)
         fanout = (get("FANOUT") or "off").lower()
         if fanout not in ("off", "panel"):
             msg = f"USAGE_SYNC_FANOUT must be 'off' or 'panel', not {fanout!r}"
@@ -133,16 +146,19 @@ class Settings:
             state_dir=Path(state_dir) if state_dir else None,
             fanout=fanout == "panel",
             panel_budget_s=budget,
-            panel_concurrency=concurrency,
+            panel_concurrency=int(concurrency),
         )
 
 
-def _number(text: str, name: str, low: float, high: float) -> float:
+def _number(text: str | None, default: float, name: str, low: float, high: float) -> float:
+    """`USAGE_SYNC_<name>` as a number within `low..high`, or `default` when unset."""
+    if text is None:
+        return default
     try:
         value = float(text)
     except ValueError:
         value = low - 1
     if not low <= value <= high:
-        msg = f"{name} must be a number from {low:g} to {high:g}, not {text!r}"
+        msg = f"USAGE_SYNC_{name} must be a number from {low:g} to {high:g}, not {text!r}"
         raise ConfigurationError(msg)
     return value

@@ -32,12 +32,13 @@ import attrs
 from sqlalchemy import Connection, Engine, insert
 
 from usage_adapters.sql import tables as t
-from usage_adapters.sql.store import SqlConfigRepository, SqlResellerRepository
-from usage_core.dispatch import UNIQUE_FOR_SECONDS, SchedulerTick, TickResult
+from usage_adapters.sql.configs import SqlConfigRepository
+from usage_adapters.sql.resellers import SqlResellerRepository
+from usage_core.dispatch import SchedulerTick, TickResult
+from usage_core.errors import LockHeldError
 from usage_core.interval import INTERVAL_SETTING_KEY
 from usage_core.model import ResellerConfig
-from usage_core.ports import Lock, RunHistory
-from usage_core.sync_all import SyncAllUsage
+from usage_core.ports import RunHistory
 from usage_entrypoints.container import Container, build_container
 from usage_entrypoints.run_report import summary_headline
 from usage_sandbox.emulator import EmulatorFleet, PanelEmulator, PanelKind
@@ -417,16 +418,10 @@ class _Demo:
         self._heading("4. One full sync (what `usage-sync sync` runs)")
         count = self._add_traffic(8, idle={IDLE_USER})
         self._event(f"{count} users used 8 MiB more")
-        lock: Lock = container.lock()
-        token = lock.acquire(UNIQUE_FOR_SECONDS)
-        if token is None:
-            raise DemoError("the job's unique lock is still held after the ticks")
         try:
-            sync: SyncAllUsage = container.sync_all()
-            summary = sync().as_dict()
-            container.run_history().record(summary)
-        finally:
-            lock.release(token)
+            summary = container.sync_run().now()
+        except LockHeldError as exc:
+            raise DemoError("the job's unique lock is still held after the ticks") from exc
         self.echo("  " + summary_headline(summary))
         per_type = summary["per_panel_type"]
         if isinstance(per_type, Mapping):
@@ -622,10 +617,10 @@ def _read_configs(configs: SqlConfigRepository) -> dict[int, ResellerConfig]:
 def _read_used(resellers: SqlResellerRepository) -> dict[int, int]:
     found: dict[int, int] = {}
     for reseller in RESELLERS:
-        used = resellers.used_bytes(reseller.id)
-        if used is None:
+        usage = resellers.usage_of(reseller.id)
+        if usage is None:
             raise DemoError(f"reseller {reseller.id} is missing from the database")
-        found[reseller.id] = used
+        found[reseller.id] = usage.used_bytes
     return found
 
 

@@ -25,7 +25,6 @@ from redis_support import (
 from rq import Queue, SimpleWorker
 
 from usage_adapters.sql.meta import LAST_COUNTER_KEY
-from usage_entrypoints import jobs
 from usage_sandbox.emulator import PanelEmulator
 
 MIB = 1024**2
@@ -104,15 +103,10 @@ def run_in_process(env: dict[str, str], redis: RedisDb, monkeypatch: pytest.Monk
     """Drain the queue with one in-process SimpleWorker."""
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(jobs, "_process_container", None)
     with restored_logging(), restored_signal_handlers():
-        try:
-            SimpleWorker(
-                [Queue(QUEUE_NAME, connection=redis.client)], connection=redis.client
-            ).work(burst=True)
-        finally:
-            if jobs._process_container is not None:
-                jobs._process_container.shutdown_resources()
+        SimpleWorker([Queue(QUEUE_NAME, connection=redis.client)], connection=redis.client).work(
+            burst=True
+        )
 
 
 class TestFanOut:

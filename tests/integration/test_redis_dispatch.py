@@ -61,7 +61,6 @@ from usage_core.dispatch import (
     dispatch_unique,
 )
 from usage_core.interval import INTERVAL_SETTING_KEY
-from usage_entrypoints import jobs
 from usage_entrypoints.cli import TICK_JOB_ID
 from usage_entrypoints.container import Container, build_container
 from usage_entrypoints.jobs import SYNC_JOB, TICK_JOB
@@ -118,19 +117,12 @@ def env(redis_db: RedisDb, app_db: OriginalDatabase, tmp_path: Path) -> dict[str
 
 
 @pytest.fixture
-def job_process(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """This process set up as a work horse: env vars set, no cached container."""
+def job_process(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """This process set up as a work horse: its env vars are the test's."""
     for name in [n for n in os.environ if n.startswith("USAGE_SYNC_")]:
         monkeypatch.delenv(name)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(jobs, "_process_container", None)
-    try:
-        yield
-    finally:
-        built = jobs._process_container
-        if built is not None:
-            built.shutdown_resources()
 
 
 @pytest.fixture
@@ -295,7 +287,6 @@ class TestSimpleWorker:
         assert job.get_status() == JobStatus.FINISHED
         summary = assert_synced(redis_db, app_db)
         assert job.return_value() == summary
-        assert jobs._process_container is not None, "the job built no container of its own"
         # Released, so the next dispatch minute queues the next sync.
         assert container.tick()(AT_10_00).dispatched
 

@@ -41,3 +41,9 @@ def create_store_engine(url: str) -> Engine:
         extra = _EXTRAS.get(backend, backend)
         msg = f"the {backend} driver is not installed: pip install 'usage-sync[{extra}]'"
         raise ConfigurationError(msg) from exc
+
+
+def dialect_of(engine: Engine) -> str:
+    """`sqlite`, `mysql` (MySQL and MariaDB) or `postgresql`."""
+    name = engine.dialect.name
+    return "mysql" if name == "mariadb" else name

@@ -1,67 +1,26 @@
-"""The SQLAlchemy store over databases created with the original app's DDL."""
+"""`SqlConfigRepository` over databases created with the original app's DDL."""
 
 import contextlib
 import itertools
 import json
 import threading
-from datetime import datetime
 
 import pytest
-from original_rows import (
-    PANEL_PASSWORD,
-    TEST_APP_KEY,
-    fetch_row,
-    insert_config,
-    insert_panel,
-    insert_reseller,
-    insert_setting,
-)
+from original_rows import fetch_row, insert_config, insert_reseller
 from sqlalchemy import text
 
-from usage_adapters.credentials import credential_reader
+from usage_adapters.sql.configs import SqlConfigRepository
 from usage_adapters.sql.meta import LAST_COUNTER_KEY, SETTLED_KEY
-from usage_adapters.sql.store import (
-    SqlConfigRepository,
-    SqlPanelRepository,
-    SqlResellerRepository,
-    SqlSettingsRepository,
-)
-from usage_adapters.sql.sync_store import SqlSyncStore
-from usage_core.errors import CredentialsError, StoreError, SupersededReadingError
-from usage_core.interval import INTERVAL_SETTING_KEY
+from usage_adapters.sql.resellers import SqlResellerRepository
+from usage_core.errors import StoreError, SupersededReadingError
 from usage_core.ledger import LedgerState
-from usage_core.sync_one import record_counter
-
-
-def now() -> datetime:
-    """A fixed wall-clock time for the settings' timestamps."""
-    return datetime(2026, 11, 24, 13, 30)
+from usage_core.recording import record_counter
 
 
 def meta_of(db, config_id: int) -> dict:
     """The config's meta column, decoded."""
     value = fetch_row(db.engine, "reseller_configs", config_id)["meta"]
     return value if isinstance(value, dict) else json.loads(value or "{}")
-
-
-class TestSettings:
-    """`SqlSettingsRepository` reads and upserts `settings(key, value)`."""
-
-    def test_get_and_upsert(self, original_db) -> None:
-        """A missing key is None; set inserts, then replaces, the row."""
-        repo = SqlSettingsRepository(original_db.engine, now)
-        assert repo.get(INTERVAL_SETTING_KEY) is None
-        repo.set(INTERVAL_SETTING_KEY, "3")
-        repo.set(INTERVAL_SETTING_KEY, "4")
-        assert repo.get(INTERVAL_SETTING_KEY) == "4"
-        with original_db.engine.connect() as conn:
-            count = conn.execute(text("SELECT COUNT(*) FROM settings")).scalar_one()
-        assert count == 1
-
-    def test_reads_rows_the_app_wrote(self, original_db) -> None:
-        """A value the app stored is returned as stored, spaces and all."""
-        insert_setting(original_db.engine, INTERVAL_SETTING_KEY, " 2 ")
-        assert SqlSettingsRepository(original_db.engine, now).get(INTERVAL_SETTING_KEY) == " 2 "
 
 
 class TestConfigs:
@@ -161,7 +120,7 @@ class TestConfigs:
                     "i": config_id,
                 },
             )
-        assert not repo.save_ledger(stale, LedgerState(1500, 0, 1500))
+        assert repo.save_ledgers([(stale, LedgerState(1500, 0, 1500))]) == set()
         step = record_counter(repo, config_id, 1500)
         assert step is not None
         assert step.after == LedgerState(500, 1000, 1500)
@@ -215,93 +174,8 @@ class TestConfigs:
             repo.load_ledger(config_id)
 
 
-class TestPanels:
-    """`SqlPanelRepository` resolves panels and decrypts their credentials."""
-
-    def test_decrypts_with_the_app_key(self, original_db) -> None:
-        """Credentials stored by the app decrypt with its APP_KEY."""
-        panel_id = insert_panel(
-            original_db.engine,
-            panel_type="eylandoo",
-            api_token="tok-1",
-            extra={"verify_tls": False},
-        )
-        repo = SqlPanelRepository(original_db.engine, credential_reader(TEST_APP_KEY))
-        panel = repo.get(panel_id)
-        assert panel is not None
-        assert panel.password is not None
-        assert panel.password.reveal() == PANEL_PASSWORD
-        assert panel.api_token is not None
-        assert panel.api_token.reveal() == "tok-1"
-        assert panel.verify_tls is False
-
-    def test_wrong_key_names_the_panel(self, original_db) -> None:
-        """A credential that does not decrypt is an error naming the panel, not the value."""
-        panel_id = insert_panel(original_db.engine, app_key=TEST_APP_KEY)
-        other_key = "base64:" + "A" * 43 + "="
-        repo = SqlPanelRepository(original_db.engine, credential_reader(other_key))
-        with pytest.raises(CredentialsError, match=f"panel {panel_id}: password"):
-            repo.get(panel_id)
-
-    def test_first_of_type_is_lowest_id(self, original_db) -> None:
-        """Without panel_id, the lowest-id panel of the type is chosen."""
-        first = insert_panel(original_db.engine, panel_type="marzneshin", app_key=None)
-        insert_panel(original_db.engine, panel_type="marzneshin", app_key=None)
-        repo = SqlPanelRepository(original_db.engine)
-        panel = repo.first_of_type("marzneshin")
-        assert panel is not None
-        assert panel.id == first
-        assert repo.first_of_type("xui") is None
-
-
-class TestResellers:
-    """`SqlResellerRepository` selects resellers and stores totals."""
-
-    def test_active_traffic_resellers(self, original_db) -> None:
-        """Only active traffic resellers are selected."""
-        keep = insert_reseller(original_db.engine, type="traffic", status="active")
-        insert_reseller(original_db.engine, type="traffic", status="suspended")
-        insert_reseller(original_db.engine, type="plan", status="active")
-        assert SqlResellerRepository(original_db.engine).active_traffic_resellers() == [keep]
-
-    def test_ledgers_and_forgiven_without_the_column(self, original_db) -> None:
-        """At c696ca1 there is no admin_forgiven_bytes: forgiveness is 0."""
-        reseller = insert_reseller(original_db.engine)
-        insert_config(
-            original_db.engine,
-            reseller_id=reseller,
-            external_username="a",
-            usage_bytes=10,
-            meta={SETTLED_KEY: 5},
-        )
-        insert_config(
-            original_db.engine,
-            reseller_id=reseller,
-            external_username="b",
-            status="disabled",
-            usage_bytes=7,
-        )
-        insert_config(
-            original_db.engine,
-            reseller_id=reseller,
-            external_username="c",
-            usage_bytes=1000,
-            deleted_at="2025-11-05 00:00:00",
-        )
-        repo = SqlResellerRepository(original_db.engine)
-        assert sum(s.total_bytes for s in repo.config_ledgers(reseller)) == 22
-        assert repo.forgiven_bytes(reseller) == 0
-        repo.set_used_bytes(reseller, 22)
-        assert repo.used_bytes(reseller) == 22
-
-    def test_forgiven_with_head_schema(self, original_db_head) -> None:
-        """With HEAD's column, admin_forgiven_bytes is read."""
-        reseller = insert_reseller(original_db_head.engine, admin_forgiven_bytes=300)
-        assert SqlResellerRepository(original_db_head.engine).forgiven_bytes(reseller) == 300
-
-
-class TestSyncStore:
-    """`SqlSyncStore` reads a run's work in a few queries and writes in guarded batches."""
+class TestBulk:
+    """A run's work is read in a few queries and written in guarded batches."""
 
     def test_load_sync_work(self, original_db_head) -> None:
         """Active traffic resellers, all their non-deleted configs, forgiveness included."""
@@ -314,9 +188,10 @@ class TestSyncStore:
         )
         insert_config(db.engine, reseller_id=keep, external_username="c", deleted_at="2025-11-05")
         insert_config(db.engine, reseller_id=skip, external_username="d")
-        work = SqlSyncStore(db.engine).load_sync_work()
-        assert [(r.id, r.used_bytes, r.forgiven_bytes) for r in work.resellers] == [(keep, 5, 2)]
-        assert [i.config.id for i in work.items] == [active, disabled]
+        resellers = SqlResellerRepository(db.engine).synced()
+        items = SqlConfigRepository(db.engine).synced_items()
+        assert [(r.id, r.used_bytes, r.forgiven_bytes) for r in resellers] == [(keep, 5, 2)]
+        assert [i.config.id for i in items] == [active, disabled]
 
     def test_batch_write_skips_rows_changed_underneath(self, original_db) -> None:
         """Rows still as read are written in one batch; a row the app changed is not."""
@@ -330,14 +205,14 @@ class TestSyncStore:
             for i, m in enumerate(metas)
         ]
         raced = insert_config(db.engine, reseller_id=reseller, external_username="r", usage_bytes=9)
-        store = SqlSyncStore(db.engine)
-        work = store.load_sync_work()
+        store = SqlConfigRepository(db.engine)
+        items = store.synced_items()
         with db.engine.begin() as conn:
             conn.execute(
                 text("UPDATE reseller_configs SET usage_bytes = 0 WHERE id = :i"), {"i": raced}
             )
         writes = []
-        for item in work.items:
+        for item in items:
             reset = item.config.id == ids[3]
             after = (
                 LedgerState(10, item.snapshot.state.settled_bytes + 50, 10)
@@ -357,10 +232,3 @@ class TestSyncStore:
         assert meta_of(db, ids[2]) == {"settled_usage_bytes": 7, "x": "y", LAST_COUNTER_KEY: 80}
         assert meta_of(db, ids[3]) == {LAST_COUNTER_KEY: 10, SETTLED_KEY: 50}
         assert fetch_row(db.engine, "reseller_configs", raced)["usage_bytes"] == 0
-
-    def test_totals_in_one_statement(self, original_db) -> None:
-        """`set_used_bytes_many` stores several resellers' totals."""
-        a, b = insert_reseller(original_db.engine), insert_reseller(original_db.engine)
-        SqlSyncStore(original_db.engine).set_used_bytes_many({a: 11, b: 22})
-        assert fetch_row(original_db.engine, "resellers", a)["traffic_used_bytes"] == 11
-        assert fetch_row(original_db.engine, "resellers", b)["traffic_used_bytes"] == 22

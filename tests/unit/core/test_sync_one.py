@@ -10,7 +10,8 @@ from usage_core.errors import ConcurrentUpdateError, CredentialsError, Supersede
 from usage_core.ledger import LedgerState, StepKind
 from usage_core.model import Panel, ResellerConfig, Secret
 from usage_core.readings import CounterReading, HardFailure
-from usage_core.sync_one import SyncOneConfig, record_counter
+from usage_core.recording import record_counter
+from usage_core.sync_one import SyncOneConfig
 
 EYLANDOO = Panel(
     10, "Eylandoo Production", "https://panel.example.com", "eylandoo", api_token=Secret("k")

@@ -8,7 +8,7 @@ import attrs
 import pytest
 
 from tests.fakes import InMemoryLock, InMemorySettings, RecordingQueue
-from usage_core.dispatch import SchedulerTick, dispatch_unique, run_unique
+from usage_core.dispatch import SchedulerTick, dispatch_unique
 from usage_core.interval import INTERVAL_SETTING_KEY
 
 AT_10_00 = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
@@ -100,7 +100,7 @@ class TestTick:
 
 
 class TestUniqueDispatch:
-    """`dispatch_unique` and `run_unique` give Laravel's ShouldBeUnique semantics."""
+    """`dispatch_unique` takes the lock at dispatch, as Laravel's ShouldBeUnique does."""
 
     def test_lock_expires_after_300_seconds(self) -> None:
         """An unreleased lock (a worker killed hard) frees itself after its TTL."""
@@ -118,40 +118,3 @@ class TestUniqueDispatch:
         with pytest.raises(ConnectionError):
             dispatch_unique(lock, RecordingQueue(fail=True))
         assert lock.remaining_seconds() is None
-
-    def test_success_releases(self) -> None:
-        """A job that finishes releases the lock it was dispatched with."""
-        lock = InMemoryLock(Seconds())
-        token = lock.acquire(300)
-        assert token
-        assert run_unique(lambda: 42, lock, token, last_try=False) == 42
-        assert lock.remaining_seconds() is None
-
-    def test_failed_first_try_keeps_the_lock(self) -> None:
-        """A failure with a retry left keeps the lock for the retry."""
-        lock = InMemoryLock(Seconds())
-        token = lock.acquire(300)
-        assert token
-
-        def boom() -> None:
-            raise RuntimeError
-
-        with pytest.raises(RuntimeError):
-            run_unique(boom, lock, token, last_try=False)
-        assert lock.remaining_seconds() == 300
-        with pytest.raises(RuntimeError):
-            run_unique(boom, lock, token, last_try=True)
-        assert lock.remaining_seconds() is None
-
-    def test_only_the_owner_releases(self) -> None:
-        """A job whose lock expired and was retaken cannot release the new owner's lock."""
-        clock = Seconds()
-        lock = InMemoryLock(clock)
-        old = lock.acquire(300)
-        clock.now = 301
-        new = lock.acquire(300)
-        assert old
-        assert new
-        assert old != new
-        run_unique(lambda: None, lock, old, last_try=True)
-        assert lock.remaining_seconds() is not None

@@ -12,7 +12,6 @@ from tests.fakes import (
     InMemoryConfigs,
     InMemoryPanels,
     InMemoryResellers,
-    InMemorySyncStore,
     ScriptedPanelClients,
     ScriptedSession,
 )
@@ -63,8 +62,7 @@ def run(
     resellers = InMemoryResellers(store, dict.fromkeys(active, 0) | {9: 0}, {}, active)
     scripted = clients or ScriptedPanelClients(results)
     clock = FixedClock(datetime(2026, 11, 24, tzinfo=UTC))
-    sync_store = InMemorySyncStore(store, resellers)
-    use_case = SyncAllUsage(sync_store, store, InMemoryPanels(PANELS), scripted, clock)
+    use_case = SyncAllUsage(store, resellers, InMemoryPanels(PANELS), scripted, clock)
     return use_case, store, resellers, scripted
 
 
@@ -146,7 +144,7 @@ class TestSyncAll:
         results = {2: {f"u{i}": reading(i % 2) for i in range(1, 2502)}}
         use_case, _, _, _ = run(configs, results, [1])
         summary = use_case()
-        assert use_case.store.batches == [1251]  # type: ignore[attr-defined]
+        assert use_case.configs.batches == [1251]  # type: ignore[attr-defined]
         assert (summary.total("updated"), summary.total("unchanged")) == (1251, 1250)
 
     def test_reset_is_counted_and_total_kept(self) -> None:

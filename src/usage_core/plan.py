@@ -1,0 +1,101 @@
+"""The plan of a full sync: which panel reads which configs, and which configs are not read.
+
+Pure: the work read from the database and the panels go in, the plan comes out.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import attrs
+
+from usage_core.model import Panel, PanelType, ResellerConfig, SyncItem, SyncWork
+from usage_core.targets import PanelDirectory, effective_panel_type, panel_username, resolve_panel
+
+
+@attrs.frozen
+class Target:
+    """One config to read from its panel, under the name the panel knows it by."""
+
+    item: SyncItem
+    type_name: str
+    label: str
+    username: str
+
+
+@attrs.define
+class PanelJob:
+    """One panel and the configs read from it in one session."""
+
+    panel: Panel
+    targets: list[Target] = attrs.field(factory=list)
+
+
+class Unread(enum.Enum):
+    """Why a config is not read."""
+
+    BAD_ROW = "bad row"  # its usage fields cannot be trusted (malformed meta)
+    NO_PANEL = "no panel"  # no panel resolves
+    NO_USERNAME = "no username"  # the panel would not know whom to report
+
+    @property
+    def outcome(self) -> str:
+        """What the run counts it as: a bad row failed; the others are skipped."""
+        return "failed" if self is Unread.BAD_ROW else "skipped"
+
+
+@attrs.frozen
+class UnreadConfig:
+    """A config the run counts but does not read."""
+
+    config: ResellerConfig
+    why: Unread
+    type_name: str
+    label: str
+
+
+@attrs.frozen
+class SyncPlan:
+    """The panel jobs, the configs not read, and how many configs the run covers."""
+
+    jobs: list[PanelJob]
+    unread: list[UnreadConfig]
+    configs: int
+    eylandoo_configs: int
+
+
+def plan_sync(
+    work: SyncWork, panels: PanelDirectory, panel_ids: frozenset[int] | None = None
+) -> SyncPlan:
+    """Group the active configs by resolved panel; with `panel_ids`, only those panels'."""
+    jobs: dict[int, PanelJob] = {}
+    unread: list[UnreadConfig] = []
+    configs = eylandoo = 0
+    for item in work.items:
+        config = item.config
+        if config.status != "active":
+            continue
+        panel = resolve_panel(config, panels).panel
+        if panel_ids is not None and (panel is None or panel.id not in panel_ids):
+            continue  # another job of the fan-out owns this config
+        configs += 1
+        if config.problem:
+            unread.append(UnreadConfig(config, Unread.BAD_ROW, config.panel_type, ""))
+            continue
+        if panel is None:
+            unread.append(UnreadConfig(config, Unread.NO_PANEL, config.panel_type, ""))
+            continue
+        panel_type = effective_panel_type(config, panel)
+        label = panel_type.label if panel_type else panel.panel_type
+        type_name = panel_type.value if panel_type else panel.panel_type
+        if panel_type is PanelType.EYLANDOO:
+            eylandoo += 1
+        username = panel_username(config, panel_type)
+        if not username:
+            unread.append(UnreadConfig(config, Unread.NO_USERNAME, type_name, label))
+            continue
+        job = jobs.get(panel.id)
+        if job is None:
+            job = jobs[panel.id] = PanelJob(panel)
+        job.targets.append(Target(item, type_name, label, username))
+    return SyncPlan(list(jobs.values()), unread, configs, eylandoo)

@@ -1,0 +1,96 @@
+"""The one path every full sync takes: take (or hold) the unique lock, run, record, release.
+
+The CLI's `sync`, the RQ job, the embedded mode's inline queue and the final
+job of a fan-out all go through `SyncRun`, so the rules live here once:
+
+- the summary of a run that finished is recorded as the last run's;
+- the lock is released when the run finishes, or when its last try fails;
+  a failed try that will be retried keeps it, as Laravel's unique jobs do;
+- a worker killed hard leaves the lock to expire by its time-to-live.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import TypeVar
+
+import attrs
+
+from usage_core.dispatch import JOB_NAME, JOB_TRIES, UNIQUE_FOR_SECONDS
+from usage_core.errors import LockHeldError
+from usage_core.ports import Lock, RunHistory
+from usage_core.summary import merge_summaries
+from usage_core.sync_all import Progress, SyncAllUsage
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Summary = dict[str, object]
+
+
+@attrs.define
+class SyncRun:
+    """Runs full syncs under the unique lock and keeps the last run's summary."""
+
+    sync: SyncAllUsage
+    lock: Lock
+    history: RunHistory
+
+    def now(self, progress: Progress | None = None) -> Summary:
+        """Take the lock and run one full sync; LockHeldError when a run holds it."""
+        token = self.lock.acquire(UNIQUE_FOR_SECONDS)
+        if token is None:
+            raise LockHeldError(self.lock.remaining_seconds())
+        return self._locked(token, lambda: self.sync(progress).as_dict(), last_try=True)
+
+    def dispatched(self, token: str, *, last_try: bool) -> Summary:
+        """One try of a dispatched run, whose dispatch took the lock as `token`."""
+        return self._locked(token, lambda: self.sync().as_dict(), last_try=last_try)
+
+    def with_tries(self, token: str, tries: int = JOB_TRIES) -> Summary:
+        """A dispatched run tried up to `tries` times in this process, as a worker would."""
+        for attempt in range(1, tries + 1):
+            try:
+                return self.dispatched(token, last_try=attempt >= tries)
+            except Exception:
+                if attempt >= tries:
+                    raise
+                logger.warning(
+                    "%s failed on try %s of %s; retrying", JOB_NAME, attempt, tries, exc_info=True
+                )
+        msg = "tries must be at least 1"
+        raise ValueError(msg)
+
+    def hand_over(self, token: str, start: Callable[[], T], *, last_try: bool) -> T:
+        """Start work that will release the lock itself (a fan-out's final job).
+
+        The lock is released here only when starting fails on the last try.
+        """
+        try:
+            return start()
+        except BaseException:
+            if last_try:
+                self.lock.release(token)
+            raise
+
+    def finish_fan_out(
+        self, token: str, parts: Sequence[Mapping[str, object]], *, last_try: bool
+    ) -> Summary:
+        """The final job of a fan-out: reseller totals, one summary from every part."""
+
+        def finish() -> Summary:
+            return merge_summaries(parts, self.sync.refresh_totals().as_dict())
+
+        return self._locked(token, finish, last_try=last_try)
+
+    def _locked(self, token: str, body: Callable[[], Summary], *, last_try: bool) -> Summary:
+        try:
+            summary = body()
+            self.history.record(summary)
+        except BaseException:
+            if last_try:
+                self.lock.release(token)
+            raise
+        self.lock.release(token)
+        return summary

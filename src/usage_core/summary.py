@@ -1,0 +1,96 @@
+"""What a full sync did: counts per panel type, and merging the parts of a fanned-out run."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+import attrs
+
+OUTCOMES = ("updated", "unchanged", "failed", "skipped")
+
+
+@attrs.define
+class SyncSummary:
+    """What one full sync did, counted per panel type."""
+
+    started_at: datetime
+    finished_at: datetime | None = None
+    resellers: int = 0
+    configs: int = 0
+    counts: dict[str, Counter[str]] = attrs.field(factory=lambda: defaultdict(Counter))
+    resets: int = 0
+    resellers_updated: int = 0
+    eylandoo_configs_processed: int = 0
+    panels: int = 0
+
+    def count(self, panel_type: str, outcome: str, n: int = 1) -> None:
+        """Count `n` configs' outcome under their panel type."""
+        self.counts[panel_type][outcome] += n
+
+    def total(self, outcome: str) -> int:
+        """The number of configs with `outcome`, over every panel type."""
+        return sum(counter[outcome] for counter in self.counts.values())
+
+    @property
+    def done(self) -> int:
+        """Configs with an outcome so far."""
+        return sum(self.total(outcome) for outcome in OUTCOMES)
+
+    @property
+    def duration_s(self) -> float:
+        """Seconds the run took."""
+        end = self.finished_at or self.started_at
+        return (end - self.started_at).total_seconds()
+
+    def as_dict(self) -> dict[str, object]:
+        """A JSON-ready form of the summary."""
+        return {
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "duration_s": round(self.duration_s, 3),
+            "resellers": self.resellers,
+            "configs": self.configs,
+            "panels": self.panels,
+            "fetched": self.total("updated") + self.total("unchanged"),
+            **{outcome: self.total(outcome) for outcome in OUTCOMES},
+            "resets": self.resets,
+            "resellers_updated": self.resellers_updated,
+            "per_panel_type": {
+                panel_type: {outcome: counter[outcome] for outcome in OUTCOMES}
+                for panel_type, counter in sorted(self.counts.items())
+            },
+            "eylandoo_configs_processed": self.eylandoo_configs_processed,
+        }
+
+
+def _int(value: object) -> int:
+    return int(str(value or 0))
+
+
+def merge_summaries(
+    panels: Sequence[Mapping[str, object]], totals: Mapping[str, object]
+) -> dict[str, object]:
+    """One run summary from a fan-out's panel jobs' summaries and its totals job's."""
+    merged: dict[str, object] = dict(totals)
+    for key in ("configs", "fetched", "updated", "unchanged", "failed", "skipped", "resets"):
+        merged[key] = sum(_int(p.get(key)) for p in panels)
+    merged["eylandoo_configs_processed"] = sum(
+        _int(p.get("eylandoo_configs_processed")) for p in panels
+    )
+    merged["panels"] = len(panels)
+    per_type: dict[str, dict[str, int]] = {}
+    for part in panels:
+        counts = part.get("per_panel_type")
+        if isinstance(counts, Mapping):
+            for panel_type, outcomes in counts.items():
+                target = per_type.setdefault(str(panel_type), {})
+                if isinstance(outcomes, Mapping):
+                    for outcome, n in outcomes.items():
+                        target[str(outcome)] = target.get(str(outcome), 0) + _int(n)
+    merged["per_panel_type"] = per_type
+    starts = [str(p["started_at"]) for p in panels if p.get("started_at")]
+    if starts:
+        merged["started_at"] = min(starts)
+    return merged

@@ -1,0 +1,161 @@
+"""`SyncRun`: lock, run, record, release, the same for every way a sync is started."""
+
+from datetime import UTC, datetime
+
+import attrs
+import pytest
+
+from tests.fakes import (
+    FixedClock,
+    InMemoryConfigs,
+    InMemoryLock,
+    InMemoryPanels,
+    InMemoryResellers,
+    ScriptedPanelClients,
+)
+from usage_core.errors import LockHeldError
+from usage_core.model import ConfigFilter, SyncItem
+from usage_core.run import SyncRun
+from usage_core.sync_all import SyncAllUsage
+
+
+@attrs.define
+class Seconds:
+    """A settable clock for the fake lock."""
+
+    now: float = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class MemoryHistory:
+    """Run summaries kept in a list."""
+
+    def __init__(self) -> None:
+        self.summaries: list[dict[str, object]] = []
+
+    def record(self, summary: dict[str, object]) -> None:
+        self.summaries.append(summary)
+
+    def last(self) -> dict[str, object] | None:
+        return self.summaries[-1] if self.summaries else None
+
+
+class BrokenConfigs(InMemoryConfigs):
+    """A configs table that fails every read of a run's work."""
+
+    def synced_items(self, only: ConfigFilter | None = None) -> list[SyncItem]:
+        raise RuntimeError("the database went away")
+
+
+def sync_run(
+    clock: Seconds, *, broken: bool = False
+) -> tuple[SyncRun, InMemoryLock, MemoryHistory]:
+    """A run over an empty world (or one whose reads fail), with a fake lock and history."""
+    configs = BrokenConfigs() if broken else InMemoryConfigs()
+    resellers = InMemoryResellers(configs, {1: 0}, {}, [1])
+    sync = SyncAllUsage(
+        configs,
+        resellers,
+        InMemoryPanels(),
+        ScriptedPanelClients({}),
+        FixedClock(datetime(2026, 11, 24, tzinfo=UTC)),
+    )
+    lock, history = InMemoryLock(clock), MemoryHistory()
+    return SyncRun(sync, lock, history), lock, history
+
+
+class TestSyncRun:
+    """Every run records its summary and releases the lock by Laravel's rules."""
+
+    def test_now_takes_runs_records_and_releases(self) -> None:
+        """`now` takes the lock, records the summary and frees the lock."""
+        run, lock, history = sync_run(Seconds())
+        summary = run.now()
+        assert history.summaries == [summary]
+        assert summary["resellers"] == 1
+        assert lock.remaining_seconds() is None
+
+    def test_now_refuses_while_the_lock_is_held(self) -> None:
+        """A run asked for while a dispatched one holds the lock is refused, saying for how long."""
+        run, lock, history = sync_run(Seconds())
+        assert lock.acquire(300)
+        with pytest.raises(LockHeldError, match="300 s") as raised:
+            run.now()
+        assert raised.value.remaining_seconds == 300
+        assert history.summaries == []
+
+    def test_success_releases(self) -> None:
+        """A dispatched run that finishes releases the lock it was dispatched with."""
+        run, lock, history = sync_run(Seconds())
+        token = lock.acquire(300)
+        assert token
+        assert run.dispatched(token, last_try=False)["configs"] == 0
+        assert lock.remaining_seconds() is None
+        assert len(history.summaries) == 1
+
+    def test_failed_first_try_keeps_the_lock(self) -> None:
+        """A failure with a retry left keeps the lock for the retry; the last one frees it."""
+        run, lock, history = sync_run(Seconds(), broken=True)
+        token = lock.acquire(300)
+        assert token
+        with pytest.raises(RuntimeError):
+            run.dispatched(token, last_try=False)
+        assert lock.remaining_seconds() == 300
+        with pytest.raises(RuntimeError):
+            run.dispatched(token, last_try=True)
+        assert lock.remaining_seconds() is None
+        assert history.summaries == []
+
+    def test_only_the_owner_releases(self) -> None:
+        """A job whose lock expired and was retaken cannot release the new owner's lock."""
+        clock = Seconds()
+        run, lock, _ = sync_run(clock)
+        old = lock.acquire(300)
+        clock.now = 301
+        new = lock.acquire(300)
+        assert old
+        assert new
+        assert old != new
+        run.dispatched(old, last_try=True)
+        assert lock.remaining_seconds() is not None
+
+    def test_with_tries_retries_once_then_gives_up(self) -> None:
+        """Inline, a failing run is tried twice, and the lock is freed after the second."""
+        run, lock, _ = sync_run(Seconds(), broken=True)
+        token = lock.acquire(300)
+        assert token
+        with pytest.raises(RuntimeError):
+            run.with_tries(token)
+        assert lock.remaining_seconds() is None
+
+    def test_hand_over_keeps_the_lock_for_the_final_job(self) -> None:
+        """Starting a fan-out keeps the lock; failing to start it on the last try frees it."""
+        run, lock, _ = sync_run(Seconds())
+        token = lock.acquire(300)
+        assert token
+        assert run.hand_over(token, lambda: "queued", last_try=True) == "queued"
+        assert lock.remaining_seconds() == 300
+
+        def fail() -> str:
+            raise ConnectionError
+
+        with pytest.raises(ConnectionError):
+            run.hand_over(token, fail, last_try=False)
+        assert lock.remaining_seconds() == 300
+        with pytest.raises(ConnectionError):
+            run.hand_over(token, fail, last_try=True)
+        assert lock.remaining_seconds() is None
+
+    def test_finish_fan_out_merges_and_releases(self) -> None:
+        """The final job sums the panel jobs' counts, records them, and frees the lock."""
+        run, lock, history = sync_run(Seconds())
+        token = lock.acquire(300)
+        assert token
+        parts = [{"configs": 2, "updated": 2}, {"configs": 3, "failed": 1}]
+        summary = run.finish_fan_out(token, parts, last_try=True)
+        assert (summary["configs"], summary["updated"], summary["failed"]) == (5, 2, 1)
+        assert summary["panels"] == 2
+        assert history.summaries == [summary]
+        assert lock.remaining_seconds() is None
