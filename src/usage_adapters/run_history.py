@@ -15,15 +15,15 @@ class RedisRunHistory:
 
     def __init__(self, redis: Redis, key: str) -> None:
         self._redis = redis
-        self._key = key
+        self.key = key
 
     def record(self, summary: dict[str, object]) -> None:
         """Keep `summary` as the last run's."""
-        self._redis.set(self._key, json.dumps(summary, default=str))
+        self._redis.set(self.key, json.dumps(summary, default=str))
 
     def last(self) -> dict[str, object] | None:
         """The last run's summary, or None."""
-        raw = self._redis.get(self._key)
+        raw = self._redis.get(self.key)
         return _decode(raw)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from original_rows import TEST_APP_KEY, fetch_row, insert_config, insert_panel, insert_reseller
+from sqlalchemy import make_url
 
 from usage_adapters.file_lock import FileLock
 from usage_sandbox.emulator import EmulatedUser, PanelEmulator
@@ -201,6 +202,17 @@ class TestStandalone:
         result = usage_sync("sync-one", "--config", "1", env=env)
         assert result.returncode == 1
         assert "usage-sync db init" in result.stderr
+        assert "Traceback" not in result.stderr
+
+    @pytest.mark.parametrize("original_db", ["mariadb", "postgresql"], indirect=True)
+    def test_missing_database_is_not_missing_tables(self, original_db) -> None:
+        """A database that does not exist is named as such, not sent to `db init`."""
+        url = make_url(original_db.url).set(database="usync_no_such_database")
+        env = {"USAGE_SYNC_DATABASE_URL": url.render_as_string(hide_password=False)}
+        result = usage_sync("sync", env=env)
+        assert result.returncode == 1
+        assert "Cannot use the database: the database does not exist" in result.stderr
+        assert "db init" not in result.stderr
         assert "Traceback" not in result.stderr
 
 

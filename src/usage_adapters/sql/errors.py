@@ -46,6 +46,14 @@ _PG_UNAVAILABLE = {
 }
 
 
+_PG_CONNECT_REFUSALS = (
+    ("fatal:  database", "the database does not exist"),
+    ("fatal:  role", "access denied (unknown user)"),
+    ("password authentication failed", "access denied (wrong user or password)"),
+    ("no pg_hba.conf entry", "access denied (not allowed by pg_hba.conf)"),
+)
+
+
 def _reason(exc: BaseException) -> str:
     """The driver's message, first line only (no SQL, no parameters)."""
     text = str(exc).strip().splitlines()
@@ -73,6 +81,10 @@ def translate(exc: SQLAlchemyError) -> DatabaseError:
     if code is not None and code in _MYSQL_UNAVAILABLE:
         return DatabaseUnavailableError(f"{_MYSQL_UNAVAILABLE[code]}: {reason}")
     lowered = reason.lower()
+    # PostgreSQL refuses a connection before any SQLSTATE reaches psycopg.
+    for marker, why in _PG_CONNECT_REFUSALS:
+        if marker in lowered:
+            return DatabaseUnavailableError(f"{why}: {reason}")
     if "no such table" in lowered:  # SQLite has no error codes for this
         return MissingTablesError(reason)
     if "unable to open database file" in lowered:

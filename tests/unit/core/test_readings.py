@@ -9,11 +9,17 @@ from tests.strategies import json_values, usage_field_values
 from usage_core.readings import (
     CounterReading,
     HardFailure,
+    ListingPage,
     byte_count,
+    parse_eylandoo_list_all,
+    parse_eylandoo_list_item,
     parse_eylandoo_user,
     parse_marzban_user,
+    parse_marzban_users_page,
+    parse_marzneshin_users_page,
     parse_xui_client_traffic,
     parse_xui_envelope,
+    parse_xui_inbounds,
 )
 
 GIB = 1024**3
@@ -200,3 +206,58 @@ class TestXui:
     def test_never_raises(self, reply: Any) -> None:
         """Any JSON value gives a reading or a hard failure."""
         assert isinstance(parse_xui_envelope(reply), CounterReading | HardFailure)
+
+
+class TestListings:
+    """The listing parsers read every documented page shape and never raise."""
+
+    @given(json_values)
+    def test_never_raise(self, reply: object) -> None:
+        """Any JSON value gives a page or a reason, never an exception."""
+        for parse in (
+            parse_marzban_users_page,
+            parse_marzneshin_users_page,
+            parse_eylandoo_list_all,
+            parse_xui_inbounds,
+        ):
+            page = parse(reply)
+            assert isinstance(page, ListingPage | str)
+
+    def test_marzban_and_marzneshin_pages(self) -> None:
+        """`{users, total}` and `{items, total}`; a boolean total is not a count."""
+        users = [{"username": "a", "used_traffic": 1}]
+        assert parse_marzban_users_page({"users": users, "total": 7}) == ListingPage(users, 7)
+        assert parse_marzneshin_users_page({"items": users, "total": 1}) == ListingPage(users, 1)
+        assert isinstance(parse_marzban_users_page({"users": users, "total": True}), str)
+        assert isinstance(parse_marzneshin_users_page({"users": users, "total": 1}), str)
+
+    @given(st.lists(st.dictionaries(st.sampled_from(["username", "x"]), json_values), max_size=5))
+    def test_eylandoo_groups_are_flattened(self, users: list[dict[str, object]]) -> None:
+        """Users under main admin and sub-admins all come out, in order."""
+        reply = {"success": True, "main_admin": {"users": users}, "sub_admins": [{"users": users}]}
+        page = parse_eylandoo_list_all(reply)
+        assert isinstance(page, ListingPage)
+        assert list(page.items) == users + users
+
+    def test_eylandoo_refusals(self) -> None:
+        """`success: false` and a reply without users are reasons, not pages."""
+        assert parse_eylandoo_list_all({"success": False, "message": "Invalid key"}) == (
+            "the panel replied success: false: Invalid key"
+        )
+        assert parse_eylandoo_list_all({"success": True}) == "the reply has no users list"
+
+    def test_eylandoo_old_items_read_data_used(self) -> None:
+        """An Oct-2025 list item's root `data_used` is read as that version's single reply."""
+        assert parse_eylandoo_list_item({"username": "a", "data_used": 9}) == CounterReading(
+            9, "data.data_used"
+        )
+
+    def test_xui_client_stats_of_every_inbound(self) -> None:
+        """Every inbound's `clientStats` records; no inbounds at all is an empty page."""
+        reply = {
+            "success": True,
+            "obj": [{"clientStats": [{"email": "a"}]}, {"clientStats": None}, {"clientStats": [1]}],
+        }
+        assert parse_xui_inbounds(reply) == ListingPage([{"email": "a"}, 1])
+        assert parse_xui_inbounds({"success": True, "obj": None}) == ListingPage([])
+        assert isinstance(parse_xui_inbounds({"success": False, "msg": "x"}), str)

@@ -1,4 +1,4 @@
-"""`PanelSession.fetch_many` against the panel emulators, over loopback HTTP."""
+"""The shared reader's `fetch_many`: listings first, single reads for what they miss, budgets."""
 
 from __future__ import annotations
 
