@@ -167,11 +167,31 @@ def prepare_database(url: str) -> str:
     )
 
 
-def fill_database(url: str, urls: dict[str, str], configs: int, resellers: int) -> float:
-    """Fresh tables holding `configs` configs over `resellers` resellers; seconds taken."""
+def fill_database(
+    url: str,
+    urls: dict[str, str],
+    configs: int,
+    resellers: int,
+    *,
+    over_quota: float = 0.0,
+    settings: dict[str, str] | None = None,
+) -> float:
+    """Fresh tables holding `configs` configs over `resellers` resellers; seconds taken.
+
+    The first `over_quota` share of the resellers gets a 1 MiB quota, which the
+    sync puts them over; the others never come near theirs.
+    """
     started = time.perf_counter()
     engine = create_store_engine(url)
-    ours = [t.reseller_configs, t.resellers, t.panels, t.settings, t.users]
+    ours = [
+        t.audit_logs,
+        t.reseller_config_events,
+        t.reseller_configs,
+        t.resellers,
+        t.panels,
+        t.settings,
+        t.users,
+    ]
     t.metadata.drop_all(engine, tables=ours)
     t.metadata.create_all(engine, tables=list(reversed(ours)))
     now = datetime(2026, 11, 24, 10, 0)
@@ -204,12 +224,14 @@ def fill_database(url: str, urls: dict[str, str], configs: int, resellers: int) 
                     "user_id": None,
                     "type": "traffic",
                     "status": "active",
-                    "traffic_total_bytes": 10**15,
+                    "traffic_total_bytes": 1024**2 if r < over_quota * resellers else 10**15,
                     "traffic_used_bytes": 0,
                 }
                 for r in range(resellers)
             ],
         )
+        if settings:
+            conn.execute(insert(t.settings), [{"key": k, "value": v} for k, v in settings.items()])
     rows: list[dict[str, Any]] = []
     for c in range(configs):
         kind, i = KINDS[c % 4], c // 4
@@ -281,11 +303,19 @@ def run_ours(env: dict[str, str], profile: str | None) -> dict[str, Any]:
     if profiler:
         profiler.disable()
     wall = time.perf_counter() - started
+    enforced: dict[str, Any] = {}
+    if env.get("USAGE_SYNC_BENCH_ENFORCE") == "1":
+        # The enforcement pass that follows every sync, timed on its own.
+        began = time.perf_counter()
+        report = container.enforce()().as_dict()
+        report.pop("transitions")
+        enforced = {"enforce_s": time.perf_counter() - began, "enforcement": report}
     container.shutdown_resources()
     result: dict[str, Any] = {
         "wall_s": wall,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "summary": summary.as_dict(),
+        **enforced,
         **counts,
     }
     if profiler and profile:
@@ -388,6 +418,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--profile", default=None, help="write a cProfile of our run here")
     parser.add_argument("--log-level", default="INFO", help="USAGE_SYNC_LOG_LEVEL of the run")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument(
+        "--enforce",
+        action="store_true",
+        help="time the quota enforcement pass after the sync",
+    )
+    parser.add_argument(
+        "--over-quota",
+        type=float,
+        default=0.0,
+        help="share of resellers put over quota (with --enforce)",
+    )
+    parser.add_argument(
+        "--remote-rate",
+        type=float,
+        default=3.0,
+        help="remote operations a second per panel (usage_sync.remote_operations_per_second)",
+    )
     parser.add_argument("--_child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--_env", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -404,7 +451,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     url = prepare_database(args.database_url or f"sqlite:///{workdir / 'bench.sqlite'}")
     emulators = Emulators(-(-n // 4), args.latency_ms / 1000)
     try:
-        fill_s = fill_database(url, emulators.urls, n, resellers)
+        rate = {"usage_sync.remote_operations_per_second": str(args.remote_rate)}
+        fill_s = fill_database(
+            url, emulators.urls, n, resellers, over_quota=args.over_quota, settings=rate
+        )
         env = {
             "USAGE_SYNC_DATABASE_URL": url,
             "USAGE_SYNC_STATE_DIR": str(workdir / "state"),
@@ -412,6 +462,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "USAGE_SYNC_LOG_LEVEL": args.log_level,
             "USAGE_SYNC_HTTP_TIMEOUT": "30",
             "NO_PROXY": "127.0.0.1,localhost",
+            "USAGE_SYNC_BENCH_ENFORCE": "1" if args.enforce else "0",
         }
         emulators.reset()
         if args.workers:
@@ -457,6 +508,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "speedup": round(base_per / ours_per, 1),
                 "baseline_requests": requests_of(emulators.stats()),
             }
+        if "enforce_s" in ours:
+            enforcement = ours["enforcement"]
+            report["enforce_s"] = round(ours["enforce_s"], 3)
+            report["enforce_share_of_sync"] = round(ours["enforce_s"] / ours["wall_s"], 4)
+            report["enforcement"] = enforcement
+            writes = {kind: c["writes"] for kind, c in stats_writes(emulators.stats()).items()}
+            report["remote_writes_per_panel"] = writes
         if "profile_top" in ours:
             report["profile_top"] = ours["profile_top"]
     finally:
@@ -466,6 +524,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         print_report(report)
     return 0
+
+
+def stats_writes(stats: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """Write requests (disable/enable and their reads) each emulator answered."""
+    return {kind: {"writes": int(s["counts"].get("writes", 0))} for kind, s in stats.items()}
 
 
 def print_report(report: dict[str, Any]) -> None:
@@ -488,6 +551,20 @@ def print_report(report: dict[str, Any]) -> None:
             f"single GETs {r['single_gets']:>6}  | emulator built replies in {e['build_s']:.2f} s"
             f" ({e['mb_sent']} MB)"
         )
+    if "enforce_s" in report:
+        e = report["enforcement"]
+        print(
+            f"  enforcement pass: {report['enforce_s']:.2f} s "
+            f"({report['enforce_share_of_sync']:.1%} of the sync): {e['suspended']} resellers "
+            f"suspended, {e['disabled']} configs disabled; remote: {e['remote_done']} done, "
+            f"{e['remote_failed']} failed, {e['remote_pending']} pending"
+        )
+        if e["remote_done"]:
+            per_panel = e["remote_done"] / max(1, len(report["remote_writes_per_panel"]))
+            print(
+                f"    remote writes per panel {report['remote_writes_per_panel']}: "
+                f"{per_panel / report['enforce_s']:.1f} operations/s per panel"
+            )
     if "speedup" in report:
         print(
             f"  original strategy: {report['baseline_configs']} configs in "

@@ -7,6 +7,17 @@ from datetime import datetime
 
 import attrs
 
+from usage_core.enforcement.rules import (
+    ConfigAction,
+    Decision,
+    EnforcedConfig,
+    Markers,
+    Reason,
+    RemoteOp,
+    ResellerAction,
+    ResellerState,
+    Suspension,
+)
 from usage_core.ledger import LedgerState
 from usage_core.model import (
     ConfigFilter,
@@ -19,15 +30,17 @@ from usage_core.model import (
 from usage_core.ports import (
     Clock,
     ConfigRepository,
+    EnforcementStore,
     JobQueue,
     Lock,
+    Pace,
     PanelClients,
     PanelRepository,
     PanelSession,
     ResellerRepository,
     SettingsRepository,
 )
-from usage_core.readings import HardFailure, UsageResult
+from usage_core.readings import HardFailure, RemoteResult, UsageResult
 
 
 class InMemorySettings:
@@ -165,6 +178,9 @@ class ScriptedSession:
     results: dict[str, UsageResult]
     asked: list[str] = attrs.field(factory=list)
     closed: bool = False
+    # Results of `set_enabled` by username, consumed in order (then success).
+    write_results: dict[str, list[RemoteResult]] = attrs.field(factory=dict)
+    writes: list[tuple[str, bool]] = attrs.field(factory=list)
 
     def fetch_usage(self, username: str) -> UsageResult:
         self.asked.append(username)
@@ -173,6 +189,13 @@ class ScriptedSession:
     def fetch_many(self, usernames: Sequence[str]) -> dict[str, UsageResult]:
         return {name: self.fetch_usage(name) for name in usernames}
 
+    def set_enabled(self, username: str, enabled: bool) -> RemoteResult:
+        self.writes.append((username, enabled))
+        planned = self.write_results.get(username)
+        if planned:
+            return planned.pop(0)
+        return RemoteResult(True, "enabled" if enabled else "disabled", verified=True)
+
     def close(self) -> None:
         self.closed = True
 
@@ -180,12 +203,17 @@ class ScriptedSession:
 class ScriptedPanelClients:
     """Opens `ScriptedSession`s with per-panel results."""
 
-    def __init__(self, results: dict[int, dict[str, UsageResult]]) -> None:
+    def __init__(
+        self,
+        results: dict[int, dict[str, UsageResult]],
+        write_results: dict[str, list[RemoteResult]] | None = None,
+    ) -> None:
         self.results = results
+        self.write_results = write_results if write_results is not None else {}
         self.sessions: list[tuple[int, ScriptedSession]] = []
 
     def open(self, panel: Panel) -> PanelSession:
-        session = ScriptedSession(self.results.get(panel.id, {}))
+        session = ScriptedSession(self.results.get(panel.id, {}), write_results=self.write_results)
         self.sessions.append((panel.id, session))
         return session
 
@@ -253,3 +281,107 @@ _clients: PanelClients = ScriptedPanelClients({})
 _clock: Clock = FixedClock(datetime.now().astimezone())
 _lock: Lock = InMemoryLock(lambda: 0.0)
 _queue: JobQueue = RecordingQueue()
+
+
+class InMemoryEnforcement:
+    """The `EnforcementStore` port over dicts: statuses, markers, records and the outbox."""
+
+    def __init__(
+        self, resellers: list[ResellerState], configs: list[EnforcedConfig] | None = None
+    ) -> None:
+        self.resellers = {r.id: r for r in resellers}
+        self.configs = {c.id: c for c in configs or []}
+        self.events: list[dict[str, object]] = []
+        self.audits: list[dict[str, object]] = []
+        # Called at the start of `apply`, to simulate a writer racing it.
+        self.before_apply: Callable[[], None] | None = None
+
+    def enforced_resellers(self) -> list[tuple[ResellerState, list[EnforcedConfig]]]:
+        return [
+            (r, [c for c in self.configs.values() if c.config.reseller_id == r.id])
+            for r in sorted(self.resellers.values(), key=lambda r: r.id)
+            if r.type == "traffic" and r.status in ("active", "suspended")
+        ]
+
+    def apply(
+        self, decision: Decision, operations: Mapping[int, RemoteOp | None], now: datetime
+    ) -> bool:
+        if self.before_apply is not None:
+            self.before_apply()
+        reseller = decision.reseller
+        if self.resellers[reseller.id].status != reseller.status:
+            return False
+        if any(self.configs[c.config.id].status != c.config.status for c in decision.configs):
+            return False
+        if decision.action is not None:
+            suspend = decision.action is ResellerAction.SUSPEND
+            self.resellers[reseller.id] = attrs.evolve(
+                reseller,
+                status="suspended" if suspend else "active",
+                suspension=Suspension.AUTOMATIC if suspend else None,
+            )
+            self.audits.append(
+                {"action": f"reseller_{'suspended' if suspend else 'activated'}", "id": reseller.id}
+            )
+        for change in decision.configs:
+            enabling = change.action is ConfigAction.ENABLE
+            op = operations.get(change.config.id)
+            self.events.append(
+                {
+                    "config_id": change.config.id,
+                    "type": "auto_enabled" if enabling else "auto_disabled",
+                }
+            )
+            self.audits.append({"action": "config_auto_" + ("enabled" if enabling else "disabled")})
+            event_id = len(self.events)
+            markers = Markers()
+            if change.reason is Reason.QUOTA:
+                markers = Markers(by_quota=True, reseller_id=reseller.id)
+            elif change.reason is Reason.WINDOW:
+                markers = Markers(by_window=True, reseller_id=reseller.id)
+            current = self.configs[change.config.id]
+            self.configs[change.config.id] = attrs.evolve(
+                current,
+                config=attrs.evolve(current.config, status=change.action.status),
+                markers=Markers() if enabling else markers,
+                pending=None if op is None else attrs.evolve(op, event_id=event_id),
+            )
+        return True
+
+    def pending_operations(self) -> list[tuple[EnforcedConfig, RemoteOp]]:
+        return [(c, c.pending) for c in self.configs.values() if c.pending is not None]
+
+    def finish_operation(
+        self, config_id: int, op: RemoteOp, *, success: bool, cancelled: str | None = None
+    ) -> bool:
+        current = self.configs[config_id]
+        if current.pending is None or current.pending.event_id != op.event_id:
+            return False
+        done = success or cancelled is not None
+        self.configs[config_id] = attrs.evolve(current, pending=None if done else op)
+        if op.event_id is not None:
+            self.events[op.event_id - 1] |= {
+                "remote_success": success,
+                "attempts": op.attempts,
+                "last_error": cancelled or op.last_error,
+            }
+        return True
+
+
+@attrs.define
+class FakePace:
+    """A clock that moves only when slept on."""
+
+    now: float = 0.0
+    slept: list[float] = attrs.field(factory=list)
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+_enforcement: EnforcementStore = InMemoryEnforcement([])
+_pace: Pace = FakePace()

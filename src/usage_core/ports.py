@@ -6,6 +6,12 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
+from usage_core.enforcement.rules import (
+    Decision,
+    EnforcedConfig,
+    RemoteOp,
+    ResellerState,
+)
 from usage_core.ledger import LedgerState
 from usage_core.model import (
     ConfigFilter,
@@ -15,7 +21,7 @@ from usage_core.model import (
     ResellerUsage,
     SyncItem,
 )
-from usage_core.readings import UsageResult
+from usage_core.readings import RemoteResult, UsageResult
 
 
 class SettingsRepository(Protocol):
@@ -113,6 +119,14 @@ class PanelSession(Protocol):
         """
         ...
 
+    def set_enabled(self, username: str, enabled: bool) -> RemoteResult:
+        """Make the user able (or unable) to connect, touching nothing else; never raises.
+
+        Sets the state rather than toggling it, and reads it back where the
+        panel allows; a user already in that state is a success.
+        """
+        ...
+
     def close(self) -> None:
         """Release the session's connections."""
         ...
@@ -123,6 +137,51 @@ class PanelClients(Protocol):
 
     def open(self, panel: Panel) -> PanelSession:
         """A session with `panel`; logging in happens lazily, on first use."""
+        ...
+
+
+class EnforcementStore(Protocol):
+    """What quota enforcement reads and writes: statuses, markers, records, the outbox."""
+
+    def enforced_resellers(self) -> list[tuple[ResellerState, list[EnforcedConfig]]]:
+        """Every `traffic` reseller that is active or suspended, with its non-deleted configs."""
+        ...
+
+    def apply(
+        self, decision: Decision, operations: Mapping[int, RemoteOp | None], now: datetime
+    ) -> bool:
+        """Carry out one reseller's decision in one transaction; False when a row moved under it.
+
+        Statuses and markers change, one event and audit row per transition are
+        written, and each config's remote operation (None: no panel to tell) is
+        queued in its outbox; a pending one is replaced. `now` is naive app time.
+        """
+        ...
+
+    def pending_operations(self) -> list[tuple[EnforcedConfig, RemoteOp]]:
+        """Every config with a queued remote operation, with the config as it is now."""
+        ...
+
+    def finish_operation(
+        self, config_id: int, op: RemoteOp, *, success: bool, cancelled: str | None = None
+    ) -> bool:
+        """Record `op`'s outcome: done (or cancelled) leaves the outbox; failed stays queued.
+
+        The transition's event and audit rows get the remote outcome. False when
+        the outbox entry changed meanwhile (nothing written).
+        """
+        ...
+
+
+class Pace(Protocol):
+    """Time for pacing requests: a monotonic reading and a way to wait."""
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back."""
+        ...
+
+    def sleep(self, seconds: float) -> None:
+        """Wait `seconds`."""
         ...
 
 

@@ -3,6 +3,7 @@
 The CLI's `sync`, the RQ job, the embedded mode's inline queue and the final
 job of a fan-out all go through `SyncRun`, so the rules live here once:
 
+- quota enforcement follows the usage sync (and its totals) in the same run;
 - the summary of a run that finished is recorded as the last run's;
 - the lock is released when the run finishes, or when its last try fails;
   a failed try that will be retried keeps it, as Laravel's unique jobs do;
@@ -18,7 +19,9 @@ from typing import TypeVar
 import attrs
 
 from usage_core.dispatch import JOB_NAME, JOB_TRIES, UNIQUE_FOR_SECONDS
-from usage_core.errors import LockHeldError
+from usage_core.enforcement.run import EnforcementReport, EnforceQuotas
+from usage_core.errors import LockHeldError, UsageSyncError
+from usage_core.log import ctx
 from usage_core.ports import Lock, RunHistory
 from usage_core.summary import merge_summaries
 from usage_core.sync_all import Progress, SyncAllUsage
@@ -36,17 +39,29 @@ class SyncRun:
     sync: SyncAllUsage
     lock: Lock
     history: RunHistory
+    enforce: EnforceQuotas | None = None
 
     def now(self, progress: Progress | None = None) -> Summary:
         """Take the lock and run one full sync; LockHeldError when a run holds it."""
-        token = self.lock.acquire(UNIQUE_FOR_SECONDS)
-        if token is None:
-            raise LockHeldError(self.lock.remaining_seconds())
-        return self._locked(token, lambda: self.sync(progress).as_dict(), last_try=True)
+        token = self._acquire()
+        return self._locked(token, lambda: self._full(progress), last_try=True)
 
     def dispatched(self, token: str, *, last_try: bool) -> Summary:
         """One try of a dispatched run, whose dispatch took the lock as `token`."""
-        return self._locked(token, lambda: self.sync().as_dict(), last_try=last_try)
+        return self._locked(token, self._full, last_try=last_try)
+
+    def enforce_now(self, *, dry_run: bool = False) -> EnforcementReport:
+        """One enforcement pass without a sync; a real one holds the lock, a dry run needs none."""
+        if self.enforce is None:
+            msg = "enforcement is not configured"
+            raise UsageSyncError(msg)
+        if dry_run:
+            return self.enforce(dry_run=True)
+        token = self._acquire()
+        try:
+            return self.enforce()
+        finally:
+            self.lock.release(token)
 
     def with_tries(self, token: str, tries: int = JOB_TRIES) -> Summary:
         """A dispatched run tried up to `tries` times in this process, as a worker would."""
@@ -80,9 +95,35 @@ class SyncRun:
         """The final job of a fan-out: reseller totals, one summary from every part."""
 
         def finish() -> Summary:
-            return merge_summaries(parts, self.sync.refresh_totals().as_dict())
+            summary = merge_summaries(parts, self.sync.refresh_totals().as_dict())
+            return self._enforced(summary)
 
         return self._locked(token, finish, last_try=last_try)
+
+    def _acquire(self) -> str:
+        token = self.lock.acquire(UNIQUE_FOR_SECONDS)
+        if token is None:
+            raise LockHeldError(self.lock.remaining_seconds())
+        return token
+
+    def _full(self, progress: Progress | None = None) -> Summary:
+        return self._enforced(self.sync(progress).as_dict())
+
+    def _enforced(self, summary: Summary) -> Summary:
+        """`summary` with the enforcement pass that follows the sync."""
+        if self.enforce is None:
+            return summary
+        try:
+            report = self.enforce().as_dict()
+        except UsageSyncError as exc:
+            if isinstance(exc, self.sync.abort_on):
+                raise
+            logger.error("Quota enforcement failed: %s", exc, extra=ctx(error=str(exc)))
+            summary["enforcement"] = {"error": str(exc)}
+            return summary
+        report.pop("transitions", None)
+        summary["enforcement"] = report
+        return summary
 
     def _locked(self, token: str, body: Callable[[], Summary], *, last_try: bool) -> Summary:
         try:

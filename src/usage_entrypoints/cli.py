@@ -22,7 +22,7 @@ from usage_core.errors import (
 )
 from usage_core.interval import INTERVAL_SETTING_KEY, parse_interval
 from usage_entrypoints import sync_one_output as out
-from usage_entrypoints.run_report import summary_lines
+from usage_entrypoints.run_report import enforcement_lines, summary_lines
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -232,6 +232,27 @@ def sync(
         _echo_lines(summary_lines(document))
 
 
+@app.command("enforce")
+def enforce(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print what would change; change nothing.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Run one quota enforcement pass from what the database holds now (no usage fetch)."""
+    with _container() as container:
+        try:
+            report = container.sync_run().enforce_now(dry_run=dry_run)
+        except LockHeldError as exc:
+            left = exc.remaining_seconds or 0
+            _fail(f"❌ A sync is already running or queued (its lock expires in {left:.0f} s)")
+    document = report.as_dict()
+    if as_json:
+        typer.echo(json.dumps(document, indent=2))
+        return
+    _echo_lines(enforcement_lines(document))
+
+
 @contextmanager
 def _progress(show: bool) -> Iterator[Callable[[int, int], None] | None]:
     """A progress callback drawing a bar on the terminal, or None."""
@@ -360,6 +381,10 @@ def schedule(
 ) -> None:
     """Show the interval, the next dispatch times, the lock and the last run."""
     from usage_core.dispatch import read_interval  # noqa: PLC0415
+    from usage_core.enforcement.settings import (  # noqa: PLC0415
+        ENFORCEMENT_MODE,
+        read_enforcement_settings,
+    )
     from usage_core.schedule import next_dispatch_times  # noqa: PLC0415
 
     with _container() as container:
@@ -369,6 +394,8 @@ def schedule(
         upcoming = next_dispatch_times(now, setting.minutes, settings.tz, 5)
         remaining = container.lock().remaining_seconds()
         last = container.run_history().last()
+        enforcement = read_enforcement_settings(container.settings_repository())
+        pending = len(container.enforcement_store().pending_operations())
     document = {
         "setting_key": INTERVAL_SETTING_KEY,
         "raw": setting.raw,
@@ -380,6 +407,8 @@ def schedule(
         "lock_held": remaining is not None,
         "lock_remaining_seconds": round(remaining, 1) if remaining is not None else None,
         "last_run": last,
+        "enforcement": enforcement.mode.value,
+        "remote_operations_pending": pending,
     }
     if as_json:
         typer.echo(json.dumps(document, indent=2))
@@ -388,6 +417,8 @@ def schedule(
     lines = [
         f"Interval ({INTERVAL_SETTING_KEY}): {raw} -> every {setting.minutes} minutes",
         f"Timezone: {settings.timezone}    Mode: {document['mode']}",
+        f"Quota enforcement ({ENFORCEMENT_MODE}): {enforcement.mode.value}; "
+        f"{pending} remote operation{'' if pending == 1 else 's'} pending",
         "Next dispatches:",
         *(f"  {t:%Y-%m-%d %H:%M %Z}" for t in upcoming),
         "Unique lock: "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -19,3 +20,16 @@ class SystemClock:
     def local_naive(self) -> datetime:
         """The current wall-clock time without a zone, as Laravel stores timestamps."""
         return self.now().replace(tzinfo=None, microsecond=0)
+
+
+class SystemPace:
+    """Pacing on the real clock: `time.monotonic` and `time.sleep`."""
+
+    def monotonic(self) -> float:
+        """Seconds on the monotonic clock."""
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        """Wait `seconds`."""
+        if seconds > 0:
+            time.sleep(seconds)

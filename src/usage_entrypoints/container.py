@@ -17,16 +17,19 @@ from usage_adapters.redis_lock import RedisLock
 from usage_adapters.rq_queue import RqFanOut, RqJobQueue
 from usage_adapters.run_history import FileRunHistory, RedisRunHistory
 from usage_adapters.sql.configs import SqlConfigRepository
+from usage_adapters.sql.enforcement import SqlEnforcementStore
 from usage_adapters.sql.engine import create_store_engine
 from usage_adapters.sql.panels import CredentialReader, SqlPanelRepository
 from usage_adapters.sql.resellers import SqlResellerRepository
 from usage_adapters.sql.settings import SqlSettingsRepository
 from usage_core.dispatch import JOB_NAME, SchedulerTick
+from usage_core.enforcement.remote import RemoteOperations
+from usage_core.enforcement.run import EnforceQuotas
 from usage_core.ports import JobQueue, Lock, RunHistory
 from usage_core.run import SyncRun
 from usage_core.sync_all import SyncAllUsage
 from usage_core.sync_one import SyncOneConfig
-from usage_entrypoints.clock import SystemClock
+from usage_entrypoints.clock import SystemClock, SystemPace
 from usage_entrypoints.job_names import FINISH_SYNC_JOB, SYNC_JOB, SYNC_PANEL_JOB
 from usage_entrypoints.settings import Settings
 
@@ -133,7 +136,27 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
         abort_on=providers.Object((JobTimeoutException,)),
     )
-    sync_run = providers.Factory(SyncRun, sync=sync_all, lock=lock, history=run_history)
+    enforcement_store = providers.Factory(SqlEnforcementStore, engine=engine)
+    remote_operations = providers.Factory(
+        RemoteOperations,
+        store=enforcement_store,
+        panels=panels,
+        clients=panel_clients,
+        pace=providers.Singleton(SystemPace),
+        budget_s=settings.provided.panel_budget_s,
+    )
+    enforce = providers.Factory(
+        EnforceQuotas,
+        store=enforcement_store,
+        settings=settings_repository,
+        panels=panels,
+        remote=remote_operations,
+        clock=clock,
+        tz=settings.provided.tz,
+    )
+    sync_run = providers.Factory(
+        SyncRun, sync=sync_all, lock=lock, history=run_history, enforce=enforce
+    )
     queue: providers.Provider[JobQueue] = providers.Selector(
         mode,
         redis=providers.Singleton(

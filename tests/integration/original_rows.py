@@ -36,6 +36,7 @@ __all__ = [
     "SAME_AS_EXTERNAL",
     "TEST_APP_KEY",
     "fetch_row",
+    "insert_audit_log",
     "insert_config",
     "insert_panel",
     "insert_reseller",
@@ -44,6 +45,7 @@ __all__ = [
     "laravel_encrypt_string",
     "php_datetime",
     "php_json_encode",
+    "rows_of",
 ]
 
 APP_TIMEZONE = ZoneInfo("Asia/Tehran")
@@ -345,3 +347,52 @@ def insert_config(
         updated_at=now,
     )
     return _insert(target, "reseller_configs", values | columns)
+
+
+def insert_audit_log(
+    target: Target,
+    *,
+    action: str,
+    target_type: str,
+    target_id: int,
+    reason: str | None = None,
+    meta: Mapping[str, Any] | None = None,
+    actor_type: str | None = None,
+    actor_id: int | None = None,
+) -> int:
+    """An `audit_logs` row as `AuditLog::log()` writes it from the console."""
+    now = _now()
+    values = _set(
+        action=action,
+        actor_type=actor_type,
+        actor_id=actor_id,
+        target_type=target_type,
+        target_id=target_id,
+        reason=reason,
+        ip="127.0.0.1",
+        user_agent="Symfony",
+        meta=_json_column(dict(meta or {})),
+        created_at=now,
+        updated_at=now,
+    )
+    return _insert(target, "audit_logs", values)
+
+
+def rows_of(target: Target, table_name: str, **where: Any) -> list[dict[str, Any]]:
+    """Every row of `table_name` matching `where`, JSON columns decoded, in id order."""
+    query = select(text("*")).select_from(table(table_name))
+    for name, value in where.items():
+        query = query.where(column(name) == value)
+    query = query.order_by(column("id"))
+    if isinstance(target, Engine):
+        with target.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+    else:
+        rows = target.execute(query).mappings().all()
+    decoded = []
+    for row in rows:
+        item = dict(row)
+        if isinstance(item.get("meta"), str):
+            item["meta"] = json.loads(item["meta"])
+        decoded.append(item)
+    return decoded

@@ -28,7 +28,7 @@ from usage_adapters.panels.redaction import install_http_library_log_filter
 from usage_adapters.panels.xui import XuiDialect
 from usage_core.model import Panel, PanelType, panel_type_of
 from usage_core.ports import PanelSession
-from usage_core.readings import HardFailure, UsageResult
+from usage_core.readings import HardFailure, RemoteResult, UsageResult
 
 # Explicit, never httpx's implicit defaults (a bare `httpx.Limits()` is unlimited).
 DEFAULT_LIMITS = httpx.Limits(
@@ -60,6 +60,10 @@ class FailingSession:
     def fetch_many(self, usernames: Sequence[str]) -> dict[str, UsageResult]:
         """The session's one failure for every name, without a request."""
         return dict.fromkeys(usernames, self._failure)
+
+    def set_enabled(self, username: str, enabled: bool) -> RemoteResult:
+        """The session's one failure, without a request."""
+        return RemoteResult(False, self._failure.reason)
 
     def close(self) -> None:
         """Nothing to release."""

@@ -15,9 +15,9 @@ from typing import Protocol
 
 import attrs
 
-from usage_adapters.panels.http import HttpChannel, QueryParams, Reply
+from usage_adapters.panels.http import HttpChannel, QueryParams, Reply, Sent
 from usage_core.log import ctx
-from usage_core.readings import CounterReading, HardFailure, UsageResult
+from usage_core.readings import CounterReading, HardFailure, RemoteResult, UsageResult
 
 
 @attrs.frozen
@@ -108,6 +108,22 @@ class Listing(Protocol):
         ...
 
 
+class Requester(Protocol):
+    """Authenticated requests to the session's panel (a rejected credential is renewed once)."""
+
+    def __call__(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: QueryParams = (),
+        json_body: object = None,
+        probe: bool = False,
+    ) -> Sent | HardFailure:
+        """One request; `probe` marks a route the panel may not have (a 404 is an answer)."""
+        ...
+
+
 class PanelDialect(Protocol):
     """One panel type's API, as the shared reader needs it."""
 
@@ -145,6 +161,10 @@ class PanelDialect(Protocol):
 
     def log_reading(self, username: str, reading: CounterReading) -> None:
         """Say where a single read's counter came from."""
+        ...
+
+    def set_enabled(self, api: Requester, username: str, enabled: bool) -> RemoteResult:
+        """Put the user in the wanted state (set, never toggle blindly), touching nothing else."""
         ...
 
 

@@ -9,13 +9,15 @@ from collections.abc import Mapping, Sequence
 import attrs
 
 from usage_adapters.panels.auth import StaticKeyAuth
-from usage_adapters.panels.dialect import FetchWording, Page
+from usage_adapters.panels.dialect import FetchWording, Page, Requester
 from usage_adapters.panels.http import HttpChannel, QueryParams, path_segment
 from usage_adapters.panels.options import ReadOptions
+from usage_adapters.panels.writes import answer, done
 from usage_core.log import ctx
 from usage_core.readings import (
     NO_USAGE_FIELDS,
     CounterReading,
+    RemoteResult,
     UsageResult,
     parse_eylandoo_list_all,
     parse_eylandoo_list_item,
@@ -59,6 +61,7 @@ class EylandooDialect:
     listing = EylandooListing()
 
     def __init__(self, http: HttpChannel, options: ReadOptions) -> None:
+        self.http_channel = http
         panel = http.panel
         key = panel.api_token.reveal() if panel.api_token else ""
         self.auth = StaticKeyAuth(key, "X-API-KEY", missing="the panel has no API token")
@@ -93,3 +96,69 @@ class EylandooDialect:
                 "Eylandoo usage from " + reading.path,
                 extra=ctx(username=username, usage_bytes=reading.bytes),
             )
+
+    def set_enabled(self, api: Requester, username: str, enabled: bool) -> RemoteResult:
+        """Set the state with `PUT {"is_disabled": ...}`, toggling only where that is unknown.
+
+        The state is read first and after every change. Panels documented
+        before 2026-07 have only `toggle`, which flips: it is sent only when
+        the state read says it differs, and the result is read back.
+        """
+        path = self.user_paths(username)[0]
+        state = self._state(api, path)
+        if isinstance(state, RemoteResult):
+            return state
+        if state == enabled:
+            return done(enabled, already=True, verified=True)
+        put = answer(
+            self.http_channel,
+            api("PUT", path, json_body={"is_disabled": not enabled}),
+            "setting is_disabled",
+        )
+        if not isinstance(put, RemoteResult) and _succeeded(put.value):
+            state = self._state(api, path)
+            if state == enabled:
+                return done(enabled, verified=True)
+        toggled = answer(self.http_channel, api("POST", f"{path}/toggle"), "toggling the user")
+        if isinstance(toggled, RemoteResult):
+            return toggled
+        state = self._state(api, path)
+        if isinstance(state, RemoteResult):
+            return state
+        if state != enabled:
+            return RemoteResult(False, "the user's state did not change")
+        return done(enabled, verified=True)
+
+    def _state(self, api: Requester, path: str) -> bool | RemoteResult:
+        """Whether the user may connect, as the single-user reply says."""
+        read = answer(self.http_channel, api("GET", path), "reading the user")
+        if isinstance(read, RemoteResult):
+            return read
+        state = eylandoo_active(read.value)
+        if state is None:
+            return RemoteResult(False, "the user reply does not say whether the user is active")
+        return state
+
+
+def _succeeded(reply: object) -> bool:
+    return isinstance(reply, dict) and reply.get("success") is not False
+
+
+def eylandoo_active(reply: object) -> bool | None:
+    """Whether an Eylandoo user may connect: `is_active`, `data.status`, `userInfo.is_active`."""
+    if not isinstance(reply, dict):
+        return None
+    if isinstance(reply.get("is_active"), bool):
+        return bool(reply["is_active"])
+    for wrapper in ("userInfo", "data"):
+        node = reply.get(wrapper)
+        if isinstance(node, dict):
+            if isinstance(node.get("is_active"), bool):
+                return bool(node["is_active"])
+            status = node.get("status")
+            if isinstance(status, str) and status.lower() in ("active", "disabled"):
+                return status.lower() == "active"
+    status = reply.get("status")
+    if isinstance(status, str) and status.lower() in ("active", "disabled"):
+        return status.lower() == "active"
+    return None

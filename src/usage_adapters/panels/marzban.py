@@ -9,11 +9,19 @@ from collections.abc import Mapping, Sequence
 import attrs
 
 from usage_adapters.panels.auth import PasswordTokenAuth
-from usage_adapters.panels.dialect import FetchWording, Page, log_debug_reading, paged
+from usage_adapters.panels.dialect import (
+    FetchWording,
+    Page,
+    Requester,
+    log_debug_reading,
+    paged,
+)
 from usage_adapters.panels.http import HttpChannel, QueryParams, path_segment
 from usage_adapters.panels.options import ReadOptions
+from usage_adapters.panels.writes import answer, done
 from usage_core.readings import (
     CounterReading,
+    RemoteResult,
     UsageResult,
     parse_marzban_user,
     parse_marzban_users_page,
@@ -57,6 +65,7 @@ class MarzbanDialect:
     wording = FetchWording.for_label(LABEL)
 
     def __init__(self, http: HttpChannel, options: ReadOptions) -> None:
+        self.http_channel = http
         self.auth = PasswordTokenAuth(http.panel, LABEL, "/api/admin/token")
         self.listing = MarzbanListing(max(1, options.page_size or DEFAULT_PAGE_SIZE))
 
@@ -71,3 +80,36 @@ class MarzbanDialect:
     def log_reading(self, username: str, reading: CounterReading) -> None:
         """A debug line with the counter."""
         log_debug_reading(logger, LABEL, username, reading)
+
+    def set_enabled(self, api: Requester, username: str, enabled: bool) -> RemoteResult:
+        """`PUT /api/user/{username}` with only `status` (and the user's `next_plan`).
+
+        Marzban deletes a user's next plan when a modify leaves `next_plan` out,
+        so the plan read just before is sent back unchanged.
+        """
+        return set_status(self.http_channel, api, self.user_paths(username)[0], enabled)
+
+
+def set_status(http: HttpChannel, api: Requester, path: str, enabled: bool) -> RemoteResult:
+    """Marzban's (and PasarGuard's) set-state: read `status`, `PUT` it when it differs."""
+    read = answer(http, api("GET", path), "reading the user")
+    if isinstance(read, RemoteResult):
+        return read
+    user = read.value
+    if not isinstance(user, dict) or not isinstance(user.get("status"), str):
+        return RemoteResult(False, "the user reply has no status")
+    if (user["status"] != "disabled") == enabled:
+        return done(enabled, already=True, verified=True)
+    body: dict[str, object] = {"status": "active" if enabled else "disabled"}
+    if user.get("next_plan") is not None:
+        body["next_plan"] = user["next_plan"]
+    written = answer(http, api("PUT", path, json_body=body), "changing the user's status")
+    if isinstance(written, RemoteResult):
+        return written
+    after = written.value
+    status = after.get("status") if isinstance(after, dict) else None
+    if status is None:
+        return done(enabled)
+    if (status != "disabled") != enabled:
+        return RemoteResult(False, f"the panel kept the user {status}")
+    return done(enabled, verified=True)

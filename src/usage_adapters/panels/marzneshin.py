@@ -9,11 +9,13 @@ from collections.abc import Mapping, Sequence
 import attrs
 
 from usage_adapters.panels.auth import PasswordTokenAuth
-from usage_adapters.panels.dialect import FetchWording, Page, log_debug_reading, paged
+from usage_adapters.panels.dialect import FetchWording, Page, Requester, log_debug_reading, paged
 from usage_adapters.panels.http import HttpChannel, QueryParams, path_segment
 from usage_adapters.panels.options import ReadOptions
+from usage_adapters.panels.writes import answer, done
 from usage_core.readings import (
     CounterReading,
+    RemoteResult,
     UsageResult,
     parse_marzneshin_user,
     parse_marzneshin_users_page,
@@ -56,6 +58,7 @@ class MarzneshinDialect:
     wording = FetchWording.for_label(LABEL)
 
     def __init__(self, http: HttpChannel, options: ReadOptions) -> None:
+        self.http_channel = http
         self.auth = PasswordTokenAuth(http.panel, LABEL, "/api/admins/token")
         size = min(max(1, options.page_size or MAX_PAGE_SIZE), MAX_PAGE_SIZE)
         self.listing = MarzneshinListing(size)
@@ -71,3 +74,30 @@ class MarzneshinDialect:
     def log_reading(self, username: str, reading: CounterReading) -> None:
         """A debug line with the counter."""
         log_debug_reading(logger, LABEL, username, reading)
+
+    def set_enabled(self, api: Requester, username: str, enabled: bool) -> RemoteResult:
+        """`POST /api/users/{username}/enable` or `/disable`; a 409 means it already was.
+
+        Only the `enabled` flag changes; the state is read back from `enabled`.
+        """
+        path = self.user_paths(username)[0]
+        action = "enable" if enabled else "disable"
+        sent = answer(
+            self.http_channel,
+            api("POST", f"{path}/{action}"),
+            f"asking the panel to {action} the user",
+            expected=(409,),
+        )
+        if isinstance(sent, RemoteResult):
+            return sent
+        already = sent.status == 409
+        read = answer(self.http_channel, api("GET", path), "reading the user back")
+        if isinstance(read, RemoteResult):
+            return done(enabled, already=already)
+        user = read.value
+        flag = user.get("enabled") if isinstance(user, dict) else None
+        if isinstance(flag, bool) and flag != enabled:
+            return RemoteResult(
+                False, f"the panel kept the user {'enabled' if flag else 'disabled'}"
+            )
+        return done(enabled, already=already, verified=isinstance(flag, bool))

@@ -54,7 +54,7 @@ from usage_adapters.panels.http import (
 from usage_adapters.panels.login import Credential, LoginAllowance, SharedLogin
 from usage_adapters.panels.options import ReadOptions
 from usage_core.log import ctx
-from usage_core.readings import CounterReading, HardFailure, UsageResult
+from usage_core.readings import CounterReading, HardFailure, RemoteResult, UsageResult
 
 logger = logging.getLogger(__name__)
 
@@ -265,6 +265,40 @@ class PanelReader:
             deadline=batch.deadline if batch is not None else None,
             max_bytes=self._options.max_listing_bytes if listing else None,
         )
+
+    # -- set-state writes -----------------------------------------------------------
+
+    def set_enabled(self, username: str, enabled: bool) -> RemoteResult:
+        """Put the user in the wanted state through the dialect; never raises."""
+        problem = self._auth.problem()
+        if problem is not None:
+            return RemoteResult(False, problem)
+        if not username:
+            return RemoteResult(False, NO_USERNAME.reason)
+
+        def api(
+            method: str,
+            path: str,
+            *,
+            params: QueryParams = (),
+            json_body: object = None,
+            probe: bool = False,
+        ) -> Sent | HardFailure:
+            return self.request(
+                method,
+                path,
+                params=params,
+                json_body=json_body,
+                username=username,
+                route_known=not probe,
+            )
+
+        try:
+            result = self._dialect.set_enabled(api, username, enabled)
+        except Exception:  # a dialect bug must fail this user, not the run
+            logger.exception("%s: unexpected error while setting %s", self._dialect.label, username)
+            return RemoteResult(False, "unexpected error while setting the user's state")
+        return attrs.evolve(result, detail=self._http.redactor.scrub(result.detail or ""))
 
     # -- one user -------------------------------------------------------------------
 

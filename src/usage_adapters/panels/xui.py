@@ -3,12 +3,19 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping, Sequence
 
 import attrs
 
-from usage_adapters.panels.dialect import FetchWording, LoginFailure, Page, log_debug_reading
+from usage_adapters.panels.dialect import (
+    FetchWording,
+    LoginFailure,
+    Page,
+    Requester,
+    log_debug_reading,
+)
 from usage_adapters.panels.http import (
     HttpChannel,
     QueryParams,
@@ -19,11 +26,13 @@ from usage_adapters.panels.http import (
     path_segment,
 )
 from usage_adapters.panels.options import ReadOptions
+from usage_adapters.panels.writes import Answer, answer, done
 from usage_core.log import ctx
 from usage_core.model import Panel
 from usage_core.readings import (
     CounterReading,
     HardFailure,
+    RemoteResult,
     UsageResult,
     parse_xui_client_traffic,
     parse_xui_envelope,
@@ -128,8 +137,14 @@ class XuiCookieAuth:
         return self._logins
 
     def headers(self, credential: object) -> Mapping[str, str]:
-        """`X-Requested-With`, so that a lost session answers 401 (cookies ride in the jar)."""
-        return XHR
+        """`X-Requested-With`, so that a lost session answers 401 (cookies ride in the jar).
+
+        On 3x-ui v3 the session's CSRF token goes along too: every unsafe
+        request of a cookie session needs it.
+        """
+        if self.csrf_token is None:
+            return XHR
+        return {**XHR, "X-CSRF-Token": self.csrf_token}
 
     def lost(self, reply: Reply, route_known: bool) -> bool:
         """401, or 404 from a route that worked before."""
@@ -170,7 +185,10 @@ class XuiDialect:
     listing = XuiListing()
 
     def __init__(self, http: HttpChannel, options: ReadOptions) -> None:
+        self.http_channel = http
         self.auth = XuiCookieAuth(http.panel, http)
+        # Which set-state route this panel has, once a write has found out.
+        self._write_route: str | None = None
 
     def user_paths(self, username: str) -> Sequence[str]:
         """The legacy route, then the 3.1+ one."""
@@ -184,3 +202,215 @@ class XuiDialect:
     def log_reading(self, username: str, reading: CounterReading) -> None:
         """A debug line with the counter."""
         log_debug_reading(logger, LABEL, username, reading)
+
+    def set_enabled(self, api: Requester, username: str, enabled: bool) -> RemoteResult:
+        """Set the client's `enable`, by the newest route the panel has.
+
+        3x-ui 3.5+ has `clients/bulkEnable`/`bulkDisable`, which change only
+        `enable`. Older versions replace the whole client on update (every
+        field left out becomes 0 or empty), so there the full client is read
+        first and sent back with only `enable` changed: `clients/update` on
+        3.1+, `inbounds/updateClient` before.
+        """
+        routes = (
+            (BULK, self._bulk),
+            (CLIENTS, self._clients_update),
+            (LEGACY, self._legacy_update),
+        )
+        result = RemoteResult(False, "the panel has no route to change a client")
+        for name, write in routes:
+            if self._write_route not in (None, name):
+                continue
+            outcome = write(api, username, enabled)
+            if outcome is None:  # this panel has no such route
+                continue
+            self._write_route = name
+            return outcome
+        return result
+
+    def _bulk(self, api: Requester, email: str, enabled: bool) -> RemoteResult | None:
+        route = "bulkEnable" if enabled else "bulkDisable"
+        sent = answer(
+            self.http_channel,
+            api("POST", f"/panel/api/clients/{route}", json_body={"emails": [email]}, probe=True),
+            f"calling clients/{route}",
+            expected=(404,),
+        )
+        if isinstance(sent, RemoteResult):
+            return sent
+        if sent.status == 404:
+            return None
+        obj = _envelope(sent)
+        if isinstance(obj, RemoteResult):
+            return obj
+        skipped = obj.get("skipped") if isinstance(obj, dict) else None
+        for entry in skipped if isinstance(skipped, list) else []:
+            if isinstance(entry, dict) and entry.get("email") == email:
+                return RemoteResult(False, f"the panel skipped the client: {entry.get('reason')}")
+        state = self._client_state(api, email)
+        if state is not None and state != enabled:
+            return RemoteResult(False, "the panel kept the client's state")
+        return done(enabled, verified=state is not None)
+
+    def _client_record(self, api: Requester, email: str) -> dict[str, object] | RemoteResult | None:
+        """3.1+: `clients/get/{email}` → its `client`; None when the route does not exist."""
+        sent = answer(
+            self.http_channel,
+            api("GET", f"/panel/api/clients/get/{path_segment(email)}", probe=True),
+            "reading the client",
+            expected=(404,),
+        )
+        if isinstance(sent, RemoteResult) or sent.status == 404:
+            return sent if isinstance(sent, RemoteResult) else None
+        obj = _envelope(sent)
+        if isinstance(obj, RemoteResult):
+            return obj
+        client = obj.get("client") if isinstance(obj, dict) else None
+        if not isinstance(client, dict):
+            return RemoteResult(False, "the reply has no client record")
+        return client
+
+    def _client_state(self, api: Requester, email: str) -> bool | None:
+        record = self._client_record(api, email)
+        if isinstance(record, dict) and isinstance(record.get("enable"), bool):
+            return bool(record["enable"])
+        return None
+
+    def _clients_update(self, api: Requester, email: str, enabled: bool) -> RemoteResult | None:
+        record = self._client_record(api, email)
+        if record is None or isinstance(record, RemoteResult):
+            return record
+        if record.get("enable") is enabled:
+            return done(enabled, already=True, verified=True)
+        body = client_from_record(record) | {"enable": enabled}
+        sent = answer(
+            self.http_channel,
+            api("POST", f"/panel/api/clients/update/{path_segment(email)}", json_body=body),
+            "updating the client",
+        )
+        if isinstance(sent, RemoteResult):
+            return sent
+        obj = _envelope(sent)
+        if isinstance(obj, RemoteResult):
+            return obj
+        state = self._client_state(api, email)
+        if state is not None and state != enabled:
+            return RemoteResult(False, "the panel kept the client's state")
+        return done(enabled, verified=state is not None)
+
+    def _legacy_update(self, api: Requester, email: str, enabled: bool) -> RemoteResult | None:
+        found = self._legacy_client(api, email)
+        if isinstance(found, RemoteResult):
+            return found
+        inbound_id, protocol, client = found
+        if client.get("enable") is enabled:
+            return done(enabled, already=True, verified=True)
+        client_id = legacy_client_id(protocol, client)
+        if not client_id:
+            return RemoteResult(False, f"the client has no id for a {protocol} inbound")
+        settings = json.dumps({"clients": [{**client, "enable": enabled}]})
+        sent = answer(
+            self.http_channel,
+            api(
+                "POST",
+                f"/panel/api/inbounds/updateClient/{path_segment(client_id)}",
+                json_body={"id": inbound_id, "settings": settings},
+            ),
+            "updating the client",
+        )
+        if isinstance(sent, RemoteResult):
+            return sent
+        obj = _envelope(sent)
+        if isinstance(obj, RemoteResult):
+            return obj
+        after = self._legacy_client(api, email)
+        if isinstance(after, RemoteResult):
+            return done(enabled)
+        if after[2].get("enable") is not enabled:
+            return RemoteResult(False, "the panel kept the client's state")
+        return done(enabled, verified=True)
+
+    def _legacy_client(
+        self, api: Requester, email: str
+    ) -> tuple[int, str, dict[str, object]] | RemoteResult:
+        """v2 to 3.0: the client's inbound (from its traffic record) and its full settings entry."""
+        traffic = answer(
+            self.http_channel,
+            api("GET", LEGACY_TRAFFIC_ROUTE + path_segment(email)),
+            "reading the client's traffic record",
+        )
+        if isinstance(traffic, RemoteResult):
+            return traffic
+        record = _envelope(traffic)
+        if isinstance(record, RemoteResult):
+            return record
+        inbound_id = record.get("inboundId") if isinstance(record, dict) else None
+        if not isinstance(inbound_id, int) or isinstance(inbound_id, bool):
+            return RemoteResult(False, "the panel has no traffic record for that client")
+        sent = answer(
+            self.http_channel,
+            api("GET", f"/panel/api/inbounds/get/{inbound_id}"),
+            "reading the client's inbound",
+        )
+        if isinstance(sent, RemoteResult):
+            return sent
+        inbound = _envelope(sent)
+        if isinstance(inbound, RemoteResult):
+            return inbound
+        if not isinstance(inbound, dict):
+            return RemoteResult(False, "the inbound reply is not an object")
+        client = settings_client(inbound.get("settings"), email)
+        if client is None:
+            return RemoteResult(False, "the client is not in its inbound's settings")
+        return inbound_id, str(inbound.get("protocol") or ""), client
+
+
+BULK, CLIENTS, LEGACY = "bulk", "clients", "legacy"
+# ClientRecord (3.1+) spells some Client fields differently.
+_RECORD_TO_CLIENT = {"uuid": "id", "createdAt": "created_at", "updatedAt": "updated_at"}
+
+
+def _envelope(sent: Answer) -> object:
+    """The `obj` of a `{success, msg, obj}` reply, or the failure it reports."""
+    reply = sent.value
+    if not isinstance(reply, dict):
+        return RemoteResult(False, "the reply is not a JSON object")
+    if reply.get("success") is not True:
+        return RemoteResult(
+            False, f"the panel replied success: false: {str(reply.get('msg'))[:200]}"
+        )
+    return reply.get("obj")
+
+
+def client_from_record(record: dict[str, object]) -> dict[str, object]:
+    """A 3.1+ `ClientRecord` as the `Client` body `clients/update` takes, every field kept.
+
+    The record spells `allowedIPs` as comma-separated text where the update
+    takes a list.
+    """
+    client = {_RECORD_TO_CLIENT.get(key, key): value for key, value in record.items()}
+    allowed = client.get("allowedIPs")
+    if isinstance(allowed, str):
+        client["allowedIPs"] = [part.strip() for part in allowed.split(",") if part.strip()]
+    return client
+
+
+def settings_client(settings: object, email: str) -> dict[str, object] | None:
+    """The client with `email` in an inbound's `settings` (a JSON string in 3x-ui v2)."""
+    if isinstance(settings, str):
+        try:
+            settings = json.loads(settings)
+        except ValueError:
+            return None
+    clients = settings.get("clients") if isinstance(settings, dict) else None
+    for client in clients if isinstance(clients, list) else []:
+        if isinstance(client, dict) and client.get("email") == email:
+            return client
+    return None
+
+
+def legacy_client_id(protocol: str, client: dict[str, object]) -> str:
+    """The `:clientId` `updateClient` matches, by the inbound's protocol."""
+    key = {"trojan": "password", "shadowsocks": "email", "hysteria": "auth", "hysteria2": "auth"}
+    value = client.get(key.get(protocol.lower(), "id"))
+    return value if isinstance(value, str) else ""

@@ -91,3 +91,58 @@ def meta_text_guard(dialect: str) -> ColumnElement[object]:
             Text,
         )
     return literal_column("COALESCE(CAST(reseller_configs.meta AS TEXT), '')", Text)
+
+
+def _object_or_empty(dialect: str, column: ColumnClause[object]) -> ColumnElement[object]:
+    """The column's document when it is a JSON object, else `{}` (NULL, `null`, PHP's `[]`)."""
+    if dialect == "postgresql":
+        return literal_column(
+            f"(CASE WHEN json_typeof({column}) = 'object' THEN CAST({column} AS jsonb) "
+            "ELSE CAST('{}' AS jsonb) END)"
+        )
+    if dialect == "mysql":
+        return literal_column(
+            f"(CASE WHEN JSON_TYPE({column}) = 'OBJECT' THEN {column} ELSE JSON_OBJECT() END)"
+        )
+    return literal_column(
+        f"(CASE WHEN json_valid({column}) AND json_type({column}) = 'object' "
+        f"THEN {column} ELSE '{{}}' END)"
+    )
+
+
+def json_update(
+    dialect: str,
+    column: ColumnClause[object],
+    values: Mapping[str, object],
+    remove: tuple[str, ...] = (),
+) -> ColumnElement[object]:
+    """An SQL expression: the column's JSON object with `values` set and `remove` removed.
+
+    Values of any JSON type travel as bound JSON text; a document that is not
+    an object (NULL, `null`, PHP's empty `[]`) is treated as `{}`. Only the
+    named top-level keys change: the document is never rewritten from a copy.
+    """
+    base = _object_or_empty(dialect, column)
+    if dialect == "postgresql":
+        document: ColumnElement[object] = base
+        for key in remove:
+            document = document.op("-")(literal(key, Text))
+        if values:
+            added = cast(literal(json.dumps(dict(values)), Text), JSONB)
+            document = document.op("||")(added)
+        return cast(document, PG_JSON)
+    if remove:
+        remover = func.JSON_REMOVE if dialect == "mysql" else func.json_remove
+        base = remover(base, *(literal(f"$.{key}", Text) for key in remove))
+    if not values:
+        return base
+    args: list[ColumnElement[object]] = [base]
+    for key, value in values.items():
+        text = literal(json.dumps(value), Text)
+        # JSON_EXTRACT(text, '$') is how MySQL and MariaDB both take JSON text as JSON.
+        as_json = (
+            func.JSON_EXTRACT(text, literal("$", Text)) if dialect == "mysql" else func.json(text)
+        )
+        args += [literal(f"$.{key}", Text), as_json]
+    setter = func.JSON_SET if dialect == "mysql" else func.json_set
+    return setter(*args)

@@ -120,5 +120,40 @@ reseller_configs = Table(
     Index("reseller_configs_reseller_id_status_index", "reseller_id", "status"),
 )
 
+reseller_config_events = Table(
+    "reseller_config_events",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column(
+        "reseller_config_id",
+        BigInteger,
+        ForeignKey("reseller_configs.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("type", String(255), nullable=False),
+    Column("meta", JSON),
+    *_timestamps(),
+)
+
+audit_logs = Table(
+    "audit_logs",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("action", String(255), nullable=False, index=True),
+    Column("actor_type", String(255)),
+    Column("actor_id", BigInteger),
+    Column("target_type", String(255), nullable=False),
+    Column("target_id", BigInteger),
+    Column("reason", String(255)),
+    Column("request_id", String(255)),
+    Column("ip", String(255)),
+    Column("user_agent", String(255)),
+    Column("meta", JSON),
+    *_timestamps(),
+    Index("audit_logs_target_type_target_id_index", "target_type", "target_id"),
+    Index("audit_logs_created_at_index", "created_at"),
+)
+
 # Columns added after the app's c696ca1 schema; the store checks for them.
 OPTIONAL_COLUMNS = {("resellers", "admin_forgiven_bytes")}

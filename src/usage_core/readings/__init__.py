@@ -11,6 +11,7 @@ from usage_core.readings.base import (
     CounterReading,
     HardFailure,
     ListingPage,
+    RemoteResult,
     UsageResult,
     byte_count,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "CounterReading",
     "HardFailure",
     "ListingPage",
+    "RemoteResult",
     "UsageResult",
     "byte_count",
     "parse_eylandoo_list_all",

@@ -46,6 +46,23 @@ UsageResult = CounterReading | HardFailure
 
 
 @attrs.frozen
+class RemoteResult:
+    """What a set-state request to a panel came to.
+
+    Attributes:
+        ok: The user is in the wanted state (already, or now).
+        detail: Why not, or how it was done (e.g. "already disabled").
+        verified: The state was read back from the panel after the change.
+        retry: Whether trying again may help (a transport error or a 5xx).
+    """
+
+    ok: bool
+    detail: str | None = None
+    verified: bool = False
+    retry: bool = False
+
+
+@attrs.frozen
 class ListingPage:
     """One page of a panel's user listing.
 

@@ -10,10 +10,23 @@ while it runs:
         panel.set_fault("alice", Fault.http_status(503))
         assert panel.counts.logins == 1
 
-Only the routes the sync reads are emulated, with the shapes documented in
+The routes the sync reads are emulated, with the shapes documented in
 `panel-apis.md`: Eylandoo (API key), Marzban and Marzneshin (OAuth2 password
 form -> bearer token) and 3x-ui v2/v3 (cookie session, CSRF in v3). Nothing
 here prints or logs a credential.
+
+So are each panel's real disable/enable routes (`panel-write-apis.md`), with
+their quirks, and the state they set shows in the single reads and listings:
+Marzban `PUT /api/user/{u}` (a body without `next_plan` deletes the next
+plan), Marzneshin `POST /api/users/{u}/disable|enable` (409 when already so),
+Eylandoo `POST /api/v1/users/{u}/toggle` and `PUT` with `is_disabled`
+(ignored with `eylandoo_set_state=False`), 3x-ui v2 `inbounds/updateClient`
+and v3 `clients/update` (both replace the whole client entry) and v3
+`clients/bulkEnable|bulkDisable`:
+
+    panel.set_write_fault("alice", Fault.http_status(500))
+    assert panel.users.is_enabled("alice")
+    assert panel.counts.writes == 1
 
 The bulk listings (Eylandoo `list_all` in each of its documented shapes,
 Marzban `offset/limit`, Marzneshin `page/size`, 3x-ui `inbounds/list` with

@@ -56,7 +56,7 @@ UNSET: Final = Unset.UNSET
 
 @dataclasses.dataclass(frozen=True)
 class Fault:
-    """What a request (a user's single read, a login, a listing page) gets instead.
+    """What a request (a user's single read or write, a login, a listing page) gets instead.
 
     The first field set wins, in this order: `hang_up` (the connection is
     closed without a reply), `raw_body` (sent verbatim), `json_body`,
@@ -134,9 +134,13 @@ class RequestCounts:
         logins: Login attempts (token or login route), successful or not.
         failed_logins: Login attempts refused.
         csrf_tokens: 3x-ui v3 `GET /csrf-token` calls.
-        user_gets: Single-user reads (per-user routes).
+        user_gets: Single-user reads (per-user routes, 3x-ui `inbounds/get` and
+            `clients/get` included).
         list_pages: Bulk list requests (one per page).
-        rejected: Requests refused for missing or invalid authentication.
+        rejected: Requests refused for missing or invalid authentication
+            (a 3x-ui v3 POST without its CSRF token included).
+        writes: State-changing requests (disable, enable, modify, update,
+            toggle, bulk enable/disable), whatever their outcome.
     """
 
     requests: int = 0
@@ -146,6 +150,7 @@ class RequestCounts:
     user_gets: int = 0
     list_pages: int = 0
     rejected: int = 0
+    writes: int = 0
 
 
 COUNT_NAMES: Final = tuple(f.name for f in dataclasses.fields(RequestCounts))
@@ -222,6 +227,15 @@ class Request:
             return None
         text = self.body.decode("utf-8", "replace")
         return {k: v[0] for k, v in parse_qs(text, keep_blank_values=True).items()}
+
+    @property
+    def is_json(self) -> bool:
+        content_type = (self.header("Content-Type") or "").split(";")[0].strip().lower()
+        return content_type == "application/json" or content_type.endswith("+json")
+
+    def json(self) -> object:
+        """The body decoded as JSON (ValueError when it is not JSON)."""
+        return json.loads(self.body)
 
     def form_or_json(self) -> dict[str, str] | None:
         """Fields of a urlencoded or JSON-object body, or None."""
@@ -340,8 +354,10 @@ class PanelApp:
         self._lock = threading.Lock()
         self._counts = dict.fromkeys(COUNT_NAMES, 0)
         self._faults: dict[str, Fault] = {}
+        self._write_faults: dict[str, Fault] = {}
         self._login_fault: Fault | None = None
         self._seen: list[str] = []
+        self._written: list[str] = []
         # Listing behaviour and caches.
         self._list_faults: dict[int, Fault] = {}
         self._omitted: frozenset[str] = frozenset()
@@ -446,12 +462,17 @@ class PanelApp:
         with self._lock:
             self._counts = dict.fromkeys(COUNT_NAMES, 0)
             self._seen.clear()
+            self._written.clear()
             in_flight = self._stats.in_flight
             self._stats = ServerStats(in_flight=in_flight, max_in_flight=in_flight)
 
     def seen_usernames(self) -> list[str]:
         with self._lock:
             return list(self._seen)
+
+    def written_usernames(self) -> list[str]:
+        with self._lock:
+            return list(self._written)
 
     def pause(self, seconds: float) -> None:
         if seconds > 0:
@@ -467,9 +488,17 @@ class PanelApp:
             else:
                 self._faults[username] = fault
 
+    def set_write_fault(self, username: str, fault: Fault | None) -> None:
+        with self._lock:
+            if fault is None:
+                self._write_faults.pop(username, None)
+            else:
+                self._write_faults[username] = fault
+
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
+            self._write_faults.clear()
             self._login_fault = None
             self._list_faults.clear()
             self._list_items.clear()
@@ -571,7 +600,12 @@ class PanelApp:
             fault = self._login_fault
         return None if fault is None else self._apply(fault)
 
-    def user_reply(self, username: str, render: Callable[[EmulatedUser], Response]) -> Response:
+    def user_reply(
+        self,
+        username: str,
+        render: Callable[[EmulatedUser], Response],
+        not_found: Callable[[str], Response] | None = None,
+    ) -> Response:
         """A single-user route's reply: fault, not-found or `render(user)`."""
         with self._lock:
             self._counts["user_gets"] += 1
@@ -582,7 +616,32 @@ class PanelApp:
             if reply is not None:
                 return reply
         user = self.users.get(username)
-        return self.user_not_found(username) if user is None else render(user)
+        if user is not None:
+            return render(user)
+        return (not_found or self.user_not_found)(username)
+
+    # -- writes
+    def write_fault_reply(self, *usernames: str) -> Response | None:
+        """Note a write to `usernames`; the first one's write fault reply, or None.
+
+        A fault that only delays is waited out here, and then None is returned
+        so that the write goes ahead.
+        """
+        with self._lock:
+            self._written.extend(usernames)
+            fault = next(
+                (self._write_faults[n] for n in usernames if n in self._write_faults), None
+            )
+        return None if fault is None else self._apply(fault)
+
+    def write_reply(self, username: str, write: Callable[[EmulatedUser], Response]) -> Response:
+        """A single-user write route's reply: counted, then fault, not-found or `write(user)`."""
+        self.count("writes")
+        faulted = self.write_fault_reply(username)
+        if faulted is not None:
+            return faulted
+        user = self.users.get(username)
+        return self.user_not_found(username) if user is None else write(user)
 
     def _apply(self, fault: Fault) -> Response | None:
         self.pause(fault.delay_s)

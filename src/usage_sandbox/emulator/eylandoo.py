@@ -1,9 +1,12 @@
-"""The Eylandoo emulator: `X-API-KEY`, three single-user shapes and five `list_all` shapes."""
+"""The Eylandoo emulator: `X-API-KEY`, three single-user shapes and five `list_all` shapes,
+`POST /api/v1/users/{username}/toggle` and `PUT /api/v1/users/{username}`."""
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from typing import Any, Final
 
 from usage_sandbox.emulator.base import (
@@ -24,7 +27,13 @@ from usage_sandbox.emulator.users import EmulatedUser
 
 
 class EylandooApp(PanelApp):
-    """`X-API-KEY` on every call; flat, `userInfo` or old `data` user shapes."""
+    """`X-API-KEY` on every call; flat, `userInfo` or old `data` user shapes.
+
+    Writes: `POST .../toggle` flips the state (f80809c and the 2026-07 docs'
+    reply); `PUT .../{username}` honours `is_disabled` only with `set_state`
+    (documented from 2026-07-15), and otherwise answers as v3.0.0 did while
+    ignoring it.
+    """
 
     kind = "eylandoo"
 
@@ -33,10 +42,12 @@ class EylandooApp(PanelApp):
         *args: Any,
         shape: EylandooShape = "flat",
         list_shape: EylandooListShape = "users",
+        set_state: bool = True,
         **kwargs: Any,
     ) -> None:
         self.default_shape: EylandooShape = shape
         self.list_shape: EylandooListShape = list_shape
+        self.set_state = set_state
         self._shapes: dict[str, EylandooShape] = {}
         super().__init__(*args, **kwargs)
 
@@ -44,6 +55,8 @@ class EylandooApp(PanelApp):
         router.add("GET", "/api/v1/status", self.status)
         router.add("GET", "/api/v1/users/list_all", self.guard(self.list_all))
         router.add("GET", "/api/v1/users/{username}", self.guard(self.get_user))
+        router.add("PUT", "/api/v1/users/{username}", self.guard(self.update_user))
+        router.add("POST", "/api/v1/users/{username}/toggle", self.guard(self.toggle_user))
 
     def set_shape(self, username: str, shape: EylandooShape | None) -> None:
         with self._lock:
@@ -125,6 +138,63 @@ class EylandooApp(PanelApp):
         with self._lock:
             shape = self._shapes.get(username, self.default_shape)
         return self.user_reply(username, lambda user: json_reply(_eylandoo_reply(user, shape)))
+
+    def toggle_user(self, request: Request, params: Mapping[str, str]) -> Response:
+        """Flip the user's state (not idempotent) and say which way it went."""
+        username = params["username"]
+
+        def write(_: EmulatedUser) -> Response:
+            try:
+                user = self.users.modify(
+                    username, lambda u: dataclasses.replace(u, enabled=not u.enabled)
+                )
+            except KeyError:
+                return self.user_not_found(username)
+            message = "User enabled" if user.enabled else "User disabled"
+            return json_reply({"success": True, "message": message, "is_active": user.enabled})
+
+        return self.write_reply(username, write)
+
+    def update_user(self, request: Request, params: Mapping[str, str]) -> Response:
+        """`PUT` with a JSON body: `is_disabled` sets the state when `set_state` is on.
+
+        Without `set_state` (a panel older than 2026-07-15) the reply still
+        says the user was updated, and `is_disabled` is ignored. Other fields
+        are accepted and ignored. An empty or non-object body is refused.
+        """
+        username = params["username"]
+        self.count("writes")
+        faulted = self.write_fault_reply(username)
+        if faulted is not None:
+            return faulted
+        try:
+            body = request.json() if request.body else None
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not body:
+            return json_reply(
+                {"success": False, "message": "Request body must be JSON and not empty"}, 400
+            )
+        if self.users.get(username) is None:
+            return self.user_not_found(username)
+        if not self.set_state:
+            return json_reply({"success": True, "message": "User updated successfully."})
+        disabled = body.get("is_disabled")
+        if disabled is not None and not isinstance(disabled, bool):
+            return json_reply({"success": False, "message": "is_disabled must be a boolean"}, 400)
+        user: EmulatedUser | None = self.users.get(username)
+        if disabled is not None:
+            with suppress(KeyError):
+                user = self.users.set_enabled(username, not disabled)
+        if user is None:
+            return self.user_not_found(username)
+        return json_reply(
+            {
+                "success": True,
+                "message": "User updated successfully",
+                "user": _eylandoo_fields(user),
+            }
+        )
 
 
 def _eylandoo_old_item(user: EmulatedUser, user_id: int = 0) -> dict[str, object]:

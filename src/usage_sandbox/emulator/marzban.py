@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 from urllib.parse import quote
 
 from usage_sandbox.emulator.base import (
@@ -19,6 +20,12 @@ from usage_sandbox.emulator.base import (
     json_text_reply,
 )
 from usage_sandbox.emulator.users import EmulatedUser, stable_uuid
+
+# `UserStatusModify` (app/models/user.py, v0.8.4): limited and expired are refused.
+MARZBAN_MODIFY_STATUSES: Final = ("active", "disabled", "on_hold")
+MARZBAN_NOTE_MAX = 500
+_NOT_AN_OBJECT = "Input should be a valid dictionary or object to extract fields from"
+_NOT_AN_INT = "Input should be a valid integer"
 
 
 class BearerApp(PanelApp):
@@ -77,7 +84,7 @@ class BearerApp(PanelApp):
 
 
 class MarzbanApp(BearerApp):
-    """Marzban: `/api/admin/token`, `/api/user/{username}`, `/api/users?offset&limit`."""
+    """Marzban: `/api/admin/token`, `/api/user/{username}` (GET and PUT), `/api/users`."""
 
     kind = "marzban"
 
@@ -85,12 +92,42 @@ class MarzbanApp(BearerApp):
         router.add("POST", "/api/admin/token", self.issue_token)
         router.add("GET", "/api/users", self.guard(self.list_users))
         router.add("GET", "/api/user/{username}", self.guard(self.get_user))
+        router.add("PUT", "/api/user/{username}", self.guard(self.modify_user))
 
     def get_user(self, request: Request, params: Mapping[str, str]) -> Response:
         return self.user_reply(
             params["username"],
             lambda user: json_reply(marzban_user(user, self.users.id_of(user.username))),
         )
+
+    def modify_user(self, request: Request, params: Mapping[str, str]) -> Response:
+        """`PUT /api/user/{username}` with a `UserModify` body (v0.8.4 `crud.update_user`).
+
+        Every field is optional, but a body without `next_plan` (or with
+        null) deletes the user's next plan. `status` is assigned as sent,
+        with no quota or expiry check; `on_hold` leaves the user enabled.
+        """
+        username = params["username"]
+        self.count("writes")
+        faulted = self.write_fault_reply(username)
+        if faulted is not None:
+            return faulted
+        if not request.body:
+            return json_reply({"detail": {"body": "Field required"}}, 422)
+        try:
+            body = request.json()
+        except ValueError:
+            return json_reply({"detail": {"0": "JSON decode error"}}, 422)
+        if self.users.get(username) is None:
+            return self.user_not_found(username)
+        modify = validate_user_modify(body)
+        if isinstance(modify, Response):
+            return modify
+        try:
+            user = self.users.modify(username, lambda u: dataclasses.replace(u, **modify))
+        except KeyError:
+            return self.user_not_found(username)
+        return json_reply(marzban_user(user, self.users.id_of(username)))
 
     def list_users(self, request: Request, params: Mapping[str, str]) -> Response:
         """`{users, total}`: `offset`/`limit` (no limit, or 0: everyone) over `sort`.
@@ -126,6 +163,103 @@ class MarzbanApp(BearerApp):
         return names  # data_limit / expire: the emulator's users all tie
 
 
+def validate_user_modify(body: object) -> dict[str, Any] | Response:
+    """The `EmulatedUser` changes a `UserModify` body asks for, or FastAPI's 422.
+
+    Errors use Marzban's handler shape: `{"detail": {"<field>": "<pydantic message>"}}`.
+    """
+    if not isinstance(body, dict):
+        return json_reply({"detail": {"body": _NOT_AN_OBJECT}}, 422)
+    errors: dict[str, str] = {}
+    changes: dict[str, Any] = {}
+    for check in (_data_limit_change, _note_change, _status_change, _next_plan_change):
+        check(body, changes, errors)
+    expire = _optional_int(body, "expire", errors)
+    if expire is not None:
+        changes["expire"] = expire or None
+    if errors:
+        return json_reply({"detail": errors}, 422)
+    return changes
+
+
+Changes = dict[str, Any]
+
+
+def _data_limit_change(body: Mapping[str, Any], changes: Changes, errors: dict[str, str]) -> None:
+    data_limit = body.get("data_limit")
+    if isinstance(data_limit, float):
+        data_limit = int(data_limit)
+    if data_limit is None:
+        return
+    if not isinstance(data_limit, int) or isinstance(data_limit, bool):
+        errors["data_limit"] = "Value error, data_limit must be an integer or a float, not a string"
+    elif data_limit < 0:
+        errors["data_limit"] = "Input should be greater than or equal to 0"
+    else:
+        changes["data_limit"] = data_limit
+
+
+def _note_change(body: Mapping[str, Any], changes: Changes, errors: dict[str, str]) -> None:
+    note = body.get("note")
+    if note is None:
+        return
+    if not isinstance(note, str):
+        errors["note"] = "Input should be a valid string"
+    elif len(note) > MARZBAN_NOTE_MAX:
+        errors["note"] = "Value error, User's note can be a maximum of 500 character"
+    else:
+        changes["note"] = note or None
+
+
+def _status_change(body: Mapping[str, Any], changes: Changes, errors: dict[str, str]) -> None:
+    """`status` as sent (no quota or expiry check); `on_hold` needs a hold duration, no expire."""
+    on_hold_duration = _optional_int(body, "on_hold_expire_duration", errors)
+    status = body.get("status")
+    if status is None:
+        return
+    if status == "on_hold" and not on_hold_duration:
+        errors["status"] = (
+            "Value error, User cannot be on hold without a valid on_hold_expire_duration."
+        )
+    elif status == "on_hold" and body.get("expire"):
+        errors["status"] = "Value error, User cannot be on hold with specified expire."
+    elif status not in MARZBAN_MODIFY_STATUSES:
+        errors["status"] = "Input should be 'active', 'disabled' or 'on_hold'"
+    else:
+        changes["enabled"] = status != "disabled"
+
+
+def _next_plan_change(body: Mapping[str, Any], changes: Changes, errors: dict[str, str]) -> None:
+    """The quirk: a body without `next_plan` (or with null) deletes the user's next plan."""
+    plan = body.get("next_plan")
+    if plan is None:
+        changes["next_plan"] = None
+    elif not isinstance(plan, dict):
+        errors["next_plan"] = _NOT_AN_OBJECT
+    else:
+        changes["next_plan"] = {
+            "data_limit": _optional_int(plan, "data_limit", errors),
+            "expire": _optional_int(plan, "expire", errors),
+            "add_remaining_traffic": bool(plan.get("add_remaining_traffic", False)),
+            "fire_on_either": bool(plan.get("fire_on_either", True)),
+        }
+
+
+def _optional_int(fields: Mapping[str, object], name: str, errors: dict[str, str]) -> int | None:
+    """`fields[name]` read as a pydantic (lax) `Optional[int]`; an error is noted in `errors`."""
+    value = fields.get(name)
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().removeprefix("-").isdigit():
+        return int(value)
+    errors[name] = _NOT_AN_INT
+    return None
+
+
 def non_negative_ints(request: Request, *names: str) -> dict[str, int] | Response:
     values: dict[str, int] = {}
     for name in names:
@@ -145,18 +279,18 @@ def marzban_user(user: EmulatedUser, user_id: int = 0) -> dict[str, object]:
     host = "panel.example.com"
     return {
         "proxies": {"vless": {"id": str(key), "flow": "xtls-rprx-vision"}},
-        "expire": None,
+        "expire": user.expire,
         "data_limit": user.data_limit or None,
         "data_limit_reset_strategy": "no_reset",
         "inbounds": {"vless": ["VLESS TCP REALITY"]},
-        "note": "",
+        "note": user.note,
         "sub_updated_at": None,
         "sub_last_user_agent": None,
         "online_at": None,
         "on_hold_expire_duration": None,
         "on_hold_timeout": None,
         "auto_delete_in_days": None,
-        "next_plan": None,
+        "next_plan": None if user.next_plan is None else dict(user.next_plan),
         "username": user.username,
         "status": "active" if user.enabled else "disabled",
         "used_traffic": user.used,

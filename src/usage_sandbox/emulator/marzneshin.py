@@ -1,7 +1,9 @@
-"""The Marzneshin emulator: `/api/admins/token`, `/api/users/{username}`, page/size listing."""
+"""The Marzneshin emulator: `/api/admins/token`, `/api/users/{username}`, page/size listing,
+and the `/api/users/{username}/disable` and `/enable` routes."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from urllib.parse import quote
@@ -23,8 +25,13 @@ from usage_sandbox.emulator.marzban import BearerApp, non_negative_ints
 from usage_sandbox.emulator.users import EmulatedUser, stable_uuid
 
 
+class _AlreadyInStateError(Exception):
+    pass
+
+
 class MarzneshinApp(BearerApp):
-    """Marzneshin: `/api/admins/token`, `/api/users/{username}`, `/api/users?page&size`."""
+    """Marzneshin: `/api/admins/token`, `/api/users/{username}`, `/api/users?page&size`,
+    `POST /api/users/{username}/disable` and `/enable`."""
 
     kind = "marzneshin"
 
@@ -32,6 +39,34 @@ class MarzneshinApp(BearerApp):
         router.add("POST", "/api/admins/token", self.issue_token)
         router.add("GET", "/api/users", self.guard(self.list_users))
         router.add("GET", "/api/users/{username}", self.guard(self.get_user))
+        router.add("POST", "/api/users/{username}/disable", self.guard(self.disable_user))
+        router.add("POST", "/api/users/{username}/enable", self.guard(self.enable_user))
+
+    def disable_user(self, request: Request, params: Mapping[str, str]) -> Response:
+        """Clear `enabled`; a user already disabled gets a 409."""
+        return self._set_enabled(params["username"], False)
+
+    def enable_user(self, request: Request, params: Mapping[str, str]) -> Response:
+        """Set `enabled` (no limit is reset); a user already enabled gets a 409."""
+        return self._set_enabled(params["username"], True)
+
+    def _set_enabled(self, username: str, enabled: bool) -> Response:
+        def change(user: EmulatedUser) -> EmulatedUser:
+            if user.enabled == enabled:
+                raise _AlreadyInStateError
+            return dataclasses.replace(user, enabled=enabled)
+
+        def write(_: EmulatedUser) -> Response:
+            try:
+                user = self.users.modify(username, change)
+            except KeyError:
+                return self.user_not_found(username)
+            except _AlreadyInStateError:
+                detail = "User is already enabled" if enabled else "User is not enabled"
+                return json_reply({"detail": detail}, 409)
+            return json_reply(self.user_body(user, self.users.id_of(username)))
+
+        return self.write_reply(username, write)
 
     def token_reply(self, token: str) -> dict[str, object]:
         return {"access_token": token, "is_sudo": True, "token_type": "bearer"}
@@ -45,6 +80,8 @@ class MarzneshinApp(BearerApp):
     @staticmethod
     def user_body(user: EmulatedUser, user_id: int) -> dict[str, object]:
         key = stable_uuid(user.username)
+        reached = bool(user.data_limit) and user.used >= user.data_limit
+        active = user.enabled and not reached
         return {
             "id": user_id,
             "username": user.username,
@@ -57,11 +94,11 @@ class MarzneshinApp(BearerApp):
             "expire_date": None,
             "usage_duration": None,
             "activation_deadline": None,
-            "is_active": user.enabled,
-            "activated": True,
+            "is_active": active,
+            "activated": active,
             "enabled": user.enabled,
             "expired": False,
-            "data_limit_reached": bool(user.data_limit) and user.used >= user.data_limit,
+            "data_limit_reached": reached,
             "online_at": None,
             "sub_updated_at": None,
             "sub_last_user_agent": None,
@@ -71,7 +108,7 @@ class MarzneshinApp(BearerApp):
             "owner_username": "admin",
             "subscription_url": f"/sub/{quote(user.username, safe='')}/{key.hex}",
             "key": key.hex,
-            "note": None,
+            "note": user.note,
         }
 
     def list_users(self, request: Request, params: Mapping[str, str]) -> Response:

@@ -199,6 +199,9 @@ class PanelEmulator:
         list_shape: Eylandoo `list_all` reply: "users", "data.users", "main_admin",
             "main_admin_users" or "sub_admins" (see `EylandooListShape`).
         xui_inbounds: How many inbounds 3x-ui spreads its clients over.
+        eylandoo_set_state: Eylandoo only: whether `PUT /api/v1/users/{username}`
+            honours `is_disabled` (documented from 2026-07-15). False emulates an
+            older panel that answers "User updated successfully." and ignores it.
         host: Interface to bind.
         port: Port to bind; 0 picks a free one.
 
@@ -219,6 +222,7 @@ class PanelEmulator:
         eylandoo_shape: EylandooShape = "flat",
         list_shape: EylandooListShape = "users",
         xui_inbounds: int = 3,
+        eylandoo_set_state: bool = True,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -241,7 +245,12 @@ class PanelEmulator:
         app_args = (self.users, credentials, self._stop, self.base_path)
         self._app: PanelApp
         if kind == "eylandoo":
-            self._app = EylandooApp(*app_args, shape=eylandoo_shape, list_shape=list_shape)
+            self._app = EylandooApp(
+                *app_args,
+                shape=eylandoo_shape,
+                list_shape=list_shape,
+                set_state=eylandoo_set_state,
+            )
         elif kind == "xui":
             self._app = XuiApp(*app_args, version=xui_version, inbounds=xui_inbounds)
         else:
@@ -328,8 +337,17 @@ class PanelEmulator:
 
     @property
     def seen_usernames(self) -> list[str]:
-        """Usernames of the single-user requests, URL-decoded, in arrival order."""
+        """Usernames of the single-user reads, URL-decoded, in arrival order."""
         return self._app.seen_usernames()
+
+    @property
+    def written_usernames(self) -> list[str]:
+        """Usernames the write requests were for, in arrival order (bulk: each listed one).
+
+        A 3x-ui v2 `updateClient` is named by its client id: it shows here only
+        once the id matched a user.
+        """
+        return self._app.written_usernames()
 
     def issued_tokens(self) -> list[str]:
         """Every bearer token, session id and CSRF token handed out so far."""
@@ -346,15 +364,31 @@ class PanelEmulator:
         self._app.latency_s = seconds
 
     def set_fault(self, username: str, fault: Fault) -> None:
-        """Make `username`'s single-user requests misbehave as `fault` says."""
+        """Make `username`'s single-user reads misbehave as `fault` says."""
         self._app.set_fault(username, fault)
 
     def clear_fault(self, username: str) -> None:
-        """Let `username`'s requests behave normally again."""
+        """Let `username`'s reads behave normally again."""
         self._app.set_fault(username, None)
 
+    def set_write_fault(self, username: str, fault: Fault | None) -> None:
+        """Make `username`'s write requests misbehave as `fault` says; None restores them.
+
+        Writes are Marzban `PUT /api/user/{u}`, Marzneshin `.../disable` and
+        `.../enable`, Eylandoo `.../toggle` and `PUT`, 3x-ui `updateClient`,
+        `clients/update` and the bulk routes (a bulk request gets the fault of
+        the first listed user that has one). The fault replaces the reply
+        before anything is changed; a `Fault.slow` delay is waited out and the
+        write then goes ahead. Reads are faulted separately (`set_fault`).
+        """
+        self._app.set_write_fault(username, fault)
+
+    def clear_write_fault(self, username: str) -> None:
+        """Let `username`'s writes behave normally again."""
+        self._app.set_write_fault(username, None)
+
     def clear_faults(self) -> None:
-        """Remove every user fault and the login fault."""
+        """Remove every user read and write fault, the login fault and the listing faults."""
         self._app.clear_faults()
 
     def set_login_fault(self, fault: Fault | None) -> None:

@@ -21,6 +21,13 @@ class EmulatedUser:
             `lifetime_used_traffic`.
         data_limit: Quota in bytes, 0 for unlimited.
         enabled: False for a disabled user.
+        expire: Marzban `expire` (epoch seconds), None for never.
+        note: The user's note (Marzban, Marzneshin), None for none.
+        next_plan: Marzban's `next_plan` (a `NextPlanModel` dict), None for none.
+        xui_client: The 3x-ui client entry as last written (`settings.clients[i]`
+            without `email` and `enable`, which come from `username` and
+            `enabled`); None until a write stores one, the entry then being
+            derived from the username.
     """
 
     username: str
@@ -29,6 +36,10 @@ class EmulatedUser:
     settled: int = 0
     data_limit: int = 0
     enabled: bool = True
+    expire: int | None = None
+    note: str | None = None
+    next_plan: Mapping[str, object] | None = dataclasses.field(default=None, hash=False)
+    xui_client: Mapping[str, object] | None = dataclasses.field(default=None, hash=False)
 
     @property
     def used(self) -> int:
@@ -86,11 +97,19 @@ class UserStore:
         download: int = 0,
         data_limit: int = 0,
         enabled: bool = True,
+        next_plan: Mapping[str, object] | None = None,
     ) -> EmulatedUser:
         """Add (or replace) a user; `total` is split with `split_total`."""
         if total is not None:
             upload, download = split_total(total)
-        user = EmulatedUser(username, upload, download, data_limit=data_limit, enabled=enabled)
+        user = EmulatedUser(
+            username,
+            upload,
+            download,
+            data_limit=data_limit,
+            enabled=enabled,
+            next_plan=None if next_plan is None else dict(next_plan),
+        )
         self.put(user)
         return user
 
@@ -108,6 +127,11 @@ class UserStore:
         """The panel-side numeric id; a user deleted and added again gets a new one."""
         with self._lock:
             return self._ids.get(username, 0)
+
+    def is_enabled(self, username: str) -> bool:
+        """Whether the user is enabled, as the last write left it (KeyError when unknown)."""
+        with self._lock:
+            return self._users[username].enabled
 
     def names(self) -> list[str]:
         """Every username, in insertion order."""
@@ -182,6 +206,39 @@ class UserStore:
     def set_enabled(self, username: str, enabled: bool) -> EmulatedUser:
         """Enable or disable a user (KeyError when unknown)."""
         return self._change(username, lambda u: dataclasses.replace(u, enabled=enabled))
+
+    def set_next_plan(self, username: str, plan: Mapping[str, object] | None) -> EmulatedUser:
+        """Give a user a Marzban next plan, or drop it with None (KeyError when unknown)."""
+        copied = None if plan is None else dict(plan)
+        return self._change(username, lambda u: dataclasses.replace(u, next_plan=copied))
+
+    def modify(self, username: str, change: Callable[[EmulatedUser], EmulatedUser]) -> EmulatedUser:
+        """Replace a user with `change(user)`, atomically (KeyError when unknown).
+
+        `change` runs under the store's lock: it must be quick and must not
+        call back into the store. An exception it raises leaves the user as it was.
+        """
+        return self._change(username, change)
+
+    def rename(self, username: str, new_name: str) -> EmulatedUser:
+        """Rename a user, keeping its place, panel-side id and everything else.
+
+        KeyError when `username` is unknown, ValueError when `new_name` is taken.
+        """
+        with self._lock:
+            user = self._users[username]
+            if new_name == username:
+                return user
+            if new_name in self._users:
+                raise ValueError(f"user {new_name!r} exists")
+            renamed = dataclasses.replace(user, username=new_name)
+            self._users = {
+                (new_name if name == username else name): (renamed if name == username else u)
+                for name, u in self._users.items()
+            }
+            self._ids[new_name] = self._ids.pop(username)
+            self._membership += 1
+            return renamed
 
     def _change(
         self, username: str, change: Callable[[EmulatedUser], EmulatedUser]

@@ -1,7 +1,8 @@
 """VPNMarket's database schema as its Laravel 12 migrations create it, per dialect.
 
 The SQL files next to this module hold the DDL for the tables usage-sync reads and
-writes (`users`, `settings`, `panels`, `resellers`, `reseller_configs`, and at HEAD
+writes (`users`, `settings`, `panels`, `resellers`, `reseller_configs`,
+`reseller_config_events`, `audit_logs`, and at HEAD
 `reseller_usage_snapshots`), one statement per `;` at a line end:
 
 - `<dialect>_c696ca1.sql`: the schema at commit c696ca1, the reference commit;

@@ -68,3 +68,14 @@ alter table `resellers` add `eylandoo_allowed_node_ids` json null after `marznes
 
 -- 2025_11_04_183611_add_eylandoo_to_panels_table
 ALTER TABLE panels MODIFY COLUMN panel_type ENUM('marzban', 'marzneshin', 'xui', 'v2ray', 'eylandoo', 'other') NOT NULL DEFAULT 'marzban';
+
+-- 2025_10_19_094305_create_reseller_config_events_table
+create table `reseller_config_events` (`id` bigint unsigned not null auto_increment primary key, `reseller_config_id` bigint unsigned not null, `type` varchar(255) not null, `meta` json null, `created_at` timestamp null, `updated_at` timestamp null) default character set utf8mb4 collate 'utf8mb4_unicode_ci';
+alter table `reseller_config_events` add constraint `reseller_config_events_reseller_config_id_foreign` foreign key (`reseller_config_id`) references `reseller_configs` (`id`) on delete cascade;
+alter table `reseller_config_events` add index `reseller_config_events_reseller_config_id_index`(`reseller_config_id`);
+
+-- 2025_11_01_000000_create_audit_logs_table
+create table `audit_logs` (`id` bigint unsigned not null auto_increment primary key, `action` varchar(255) not null, `actor_type` varchar(255) null, `actor_id` bigint unsigned null, `target_type` varchar(255) not null, `target_id` bigint unsigned null, `reason` varchar(255) null, `request_id` varchar(255) null, `ip` varchar(255) null, `user_agent` varchar(255) null, `meta` json null, `created_at` timestamp null, `updated_at` timestamp null) default character set utf8mb4 collate 'utf8mb4_unicode_ci';
+alter table `audit_logs` add index `audit_logs_action_index`(`action`);
+alter table `audit_logs` add index `audit_logs_target_type_target_id_index`(`target_type`, `target_id`);
+alter table `audit_logs` add index `audit_logs_created_at_index`(`created_at`);

@@ -71,3 +71,14 @@ alter table "resellers" add column "eylandoo_allowed_node_ids" json null;
 
 -- 2025_11_04_183611_add_eylandoo_to_panels_table: MySQL only; nothing on PostgreSQL
 -- (the create migration above already lists 'eylandoo').
+
+-- 2025_10_19_094305_create_reseller_config_events_table
+create table "reseller_config_events" ("id" bigserial not null primary key, "reseller_config_id" bigint not null, "type" varchar(255) not null, "meta" json null, "created_at" timestamp(0) without time zone null, "updated_at" timestamp(0) without time zone null);
+alter table "reseller_config_events" add constraint "reseller_config_events_reseller_config_id_foreign" foreign key ("reseller_config_id") references "reseller_configs" ("id") on delete cascade;
+create index "reseller_config_events_reseller_config_id_index" on "reseller_config_events" ("reseller_config_id");
+
+-- 2025_11_01_000000_create_audit_logs_table
+create table "audit_logs" ("id" bigserial not null primary key, "action" varchar(255) not null, "actor_type" varchar(255) null, "actor_id" bigint null, "target_type" varchar(255) not null, "target_id" bigint null, "reason" varchar(255) null, "request_id" varchar(255) null, "ip" varchar(255) null, "user_agent" varchar(255) null, "meta" json null, "created_at" timestamp(0) without time zone null, "updated_at" timestamp(0) without time zone null);
+create index "audit_logs_action_index" on "audit_logs" ("action");
+create index "audit_logs_target_type_target_id_index" on "audit_logs" ("target_type", "target_id");
+create index "audit_logs_created_at_index" on "audit_logs" ("created_at");

@@ -37,3 +37,13 @@ create unique index "resellers_user_id_unique" on "resellers" ("user_id");
 -- + 2025_11_04_072100 (prefix, custom_name) + 2025_11_04_175304 (connections)
 create table "reseller_configs" ("id" integer primary key autoincrement not null, "reseller_id" integer not null, "external_username" varchar not null, "traffic_limit_bytes" integer not null, "usage_bytes" integer not null default '0', "expires_at" datetime not null, "status" varchar check ("status" in ('active', 'disabled', 'expired', 'deleted')) not null default 'active', "panel_type" varchar check ("panel_type" in ('marzban', 'marzneshin', 'xui', 'eylandoo')) not null, "panel_user_id" varchar, "created_by" integer not null, "disabled_at" datetime, "deleted_at" datetime, "created_at" datetime, "updated_at" datetime, "subscription_url" varchar, "panel_id" integer, "comment" varchar, "meta" text, "prefix" varchar, "custom_name" varchar, "connections" integer, foreign key("reseller_id") references "resellers"("id") on delete cascade, foreign key("created_by") references "users"("id"), foreign key("panel_id") references "panels"("id") on delete set null);
 create index "reseller_configs_reseller_id_status_index" on "reseller_configs" ("reseller_id", "status");
+
+-- 2025_10_19_094305_create_reseller_config_events_table
+create table "reseller_config_events" ("id" integer primary key autoincrement not null, "reseller_config_id" integer not null, "type" varchar not null, "meta" text, "created_at" datetime, "updated_at" datetime, foreign key("reseller_config_id") references "reseller_configs"("id") on delete cascade);
+create index "reseller_config_events_reseller_config_id_index" on "reseller_config_events" ("reseller_config_id");
+
+-- 2025_11_01_000000_create_audit_logs_table
+create table "audit_logs" ("id" integer primary key autoincrement not null, "action" varchar not null, "actor_type" varchar, "actor_id" integer, "target_type" varchar not null, "target_id" integer, "reason" varchar, "request_id" varchar, "ip" varchar, "user_agent" varchar, "meta" text, "created_at" datetime, "updated_at" datetime);
+create index "audit_logs_action_index" on "audit_logs" ("action");
+create index "audit_logs_target_type_target_id_index" on "audit_logs" ("target_type", "target_id");
+create index "audit_logs_created_at_index" on "audit_logs" ("created_at");
