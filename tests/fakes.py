@@ -296,12 +296,22 @@ class InMemoryEnforcement:
         # Called at the start of `apply`, to simulate a writer racing it.
         self.before_apply: Callable[[], None] | None = None
 
-    def enforced_resellers(self) -> list[tuple[ResellerState, list[EnforcedConfig]]]:
+    def enforced_resellers(self) -> list[ResellerState]:
         return [
-            (r, [c for c in self.configs.values() if c.config.reseller_id == r.id])
+            r
             for r in sorted(self.resellers.values(), key=lambda r: r.id)
             if r.type == "traffic" and r.status in ("active", "suspended")
         ]
+
+    def configs_of(
+        self, reseller_ids: Sequence[int], status: str | None = None
+    ) -> dict[int, list[EnforcedConfig]]:
+        found: dict[int, list[EnforcedConfig]] = {}
+        for config in sorted(self.configs.values(), key=lambda c: c.id):
+            wanted = status is None or config.status == status
+            if config.config.reseller_id in reseller_ids and wanted:
+                found.setdefault(config.config.reseller_id, []).append(config)
+        return found
 
     def apply(
         self, decision: Decision, operations: Mapping[int, RemoteOp | None], now: datetime

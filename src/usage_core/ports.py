@@ -143,8 +143,14 @@ class PanelClients(Protocol):
 class EnforcementStore(Protocol):
     """What quota enforcement reads and writes: statuses, markers, records, the outbox."""
 
-    def enforced_resellers(self) -> list[tuple[ResellerState, list[EnforcedConfig]]]:
-        """Every `traffic` reseller that is active or suspended, with its non-deleted configs."""
+    def enforced_resellers(self) -> list[ResellerState]:
+        """Every `traffic` reseller that is active or suspended, in id order."""
+        ...
+
+    def configs_of(
+        self, reseller_ids: Sequence[int], status: str | None = None
+    ) -> dict[int, list[EnforcedConfig]]:
+        """The non-deleted configs of these resellers (only those in `status` when given)."""
         ...
 
     def apply(

@@ -13,7 +13,7 @@ JSON update of named keys; the app's other keys are never rewritten.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -168,8 +168,8 @@ class SqlEnforcementStore:
     # -- reading -----------------------------------------------------------------
 
     @translated
-    def enforced_resellers(self) -> list[tuple[ResellerState, list[EnforcedConfig]]]:
-        """Every `traffic` reseller that is active or suspended, with its non-deleted configs."""
+    def enforced_resellers(self) -> list[ResellerState]:
+        """Every `traffic` reseller that is active or suspended, in id order."""
         query = (
             select(
                 _r.id,
@@ -185,36 +185,41 @@ class SqlEnforcementStore:
         )
         with self._engine.connect() as conn:
             rows = conn.execute(query).all()
-            ids = [int(row.id) for row in rows]
-            suspended = [int(row.id) for row in rows if row.status == "suspended"]
-            how = self._suspensions(conn, suspended)
-            configs: dict[int, list[EnforcedConfig]] = {rid: [] for rid in ids}
-            for chunk in _chunks(ids):
-                query_configs = _CONFIG_QUERY.where(_c.reseller_id.in_(chunk)).order_by(_c.id)
-                for row in conn.execute(query_configs):
-                    config = _config(row)
-                    if config is not None:
-                        configs[config.config.reseller_id].append(config)
+            how = self._suspensions(conn, [int(r.id) for r in rows if r.status == "suspended"])
         return [
-            (
-                ResellerState(
-                    id=int(row.id),
-                    type=row.type,
-                    status=row.status,
-                    total_bytes=None
-                    if row.traffic_total_bytes is None
-                    else int(row.traffic_total_bytes),
-                    used_bytes=int(row.traffic_used_bytes or 0),
-                    window_starts_at=_when(row.window_starts_at),
-                    window_ends_at=_when(row.window_ends_at),
-                    suspension=how.get(int(row.id), Suspension.MANUAL)
-                    if row.status == "suspended"
-                    else None,
-                ),
-                configs[int(row.id)],
+            ResellerState(
+                id=int(row.id),
+                type=row.type,
+                status=row.status,
+                total_bytes=None
+                if row.traffic_total_bytes is None
+                else int(row.traffic_total_bytes),
+                used_bytes=int(row.traffic_used_bytes or 0),
+                window_starts_at=_when(row.window_starts_at),
+                window_ends_at=_when(row.window_ends_at),
+                suspension=how.get(int(row.id), Suspension.MANUAL)
+                if row.status == "suspended"
+                else None,
             )
             for row in rows
         ]
+
+    @translated
+    def configs_of(
+        self, reseller_ids: Sequence[int], status: str | None = None
+    ) -> dict[int, list[EnforcedConfig]]:
+        """The non-deleted configs of these resellers (only those in `status` when given)."""
+        found: dict[int, list[EnforcedConfig]] = {}
+        with self._engine.connect() as conn:
+            for chunk in _chunks(list(reseller_ids)):
+                query = _CONFIG_QUERY.where(_c.reseller_id.in_(chunk))
+                if status is not None:
+                    query = query.where(_c.status == status)
+                for row in conn.execute(query.order_by(_c.id)):
+                    config = _config(row)
+                    if config is not None:
+                        found.setdefault(config.config.reseller_id, []).append(config)
+        return found
 
     def _suspensions(self, conn: Connection, reseller_ids: list[int]) -> dict[int, Suspension]:
         """Who suspended each reseller, by its latest suspension record with a reason."""
@@ -459,6 +464,10 @@ class SqlEnforcementStore:
             return None
         value = conn.execute(select(t.panels.c.panel_type).where(t.panels.c.id == panel_id)).first()
         return None if value is None else str(value[0])
+
+
+def _bytes_or_none(value: object) -> int | None:
+    return None if value is None else int(str(value))
 
 
 def _chunks(ids: list[int], size: int = 1000) -> list[list[int]]:

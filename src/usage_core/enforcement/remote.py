@@ -13,6 +13,7 @@ status) is cancelled, not replayed.
 from __future__ import annotations
 
 import logging
+import threading
 from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -59,12 +60,17 @@ def wanted_by_config(config: EnforcedConfig, op: RemoteOp) -> str | None:
 
 @attrs.define
 class _Slots:
-    """One panel's request slots: at most one every `interval` seconds, none past `deadline`."""
+    """One panel's request slots: at most one every `interval` seconds, none past `deadline`.
+
+    Shared by the panel's workers: each slot is taken under a lock, and waited
+    for outside it.
+    """
 
     pace: Pace
     interval: float
     deadline: float
     next_at: float
+    _lock: threading.Lock = attrs.field(factory=threading.Lock)
 
     def out_of_time(self) -> bool:
         """True once the panel's budget has run out."""
@@ -72,11 +78,12 @@ class _Slots:
 
     def take(self, wait: float = 0.0) -> bool:
         """Wait for the next slot at least `wait` seconds from now; False past the deadline."""
-        start = max(self.next_at, self.pace.monotonic() + wait)
-        if start >= self.deadline:
-            return False
+        with self._lock:
+            start = max(self.next_at, self.pace.monotonic() + wait)
+            if start >= self.deadline:
+                return False
+            self.next_at = start + self.interval
         self.pace.sleep(max(0.0, start - self.pace.monotonic()))
-        self.next_at = start + self.interval
         return True
 
 
@@ -90,6 +97,8 @@ class RemoteOperations:
     pace: Pace
     max_parallel_panels: int = 8
     budget_s: float = 120.0
+    # Operations in flight on one panel: the rate limit, not latency, should bound a pass.
+    per_panel: int = 4
 
     def __call__(self, rate: float) -> RemoteTally:
         """One pass: every queued operation tried (or cancelled) at most `rate` a second a panel."""
@@ -129,23 +138,40 @@ class RemoteOperations:
         tally = RemoteTally()
         now = self.pace.monotonic()
         slots = _Slots(self.pace, 1.0 / rate, now + self.budget_s, now)
+        pending = iter(ops)
+        lock = threading.Lock()
         session = self.clients.open(panel)
+
+        def work() -> None:
+            while not slots.out_of_time():
+                with lock:
+                    item = next(pending, None)
+                if item is None:
+                    return
+                config, op = item
+                kind = effective_panel_type(config.config, panel)
+                result, attempts = self._tries(
+                    session, panel_username(config.config, kind), op, slots
+                )
+                with lock:
+                    tally.requests += attempts
+                    self._record(config, op, result, attempts, tally)
+
         try:
-            for config, op in ops:
-                if slots.out_of_time():
-                    logger.warning(
-                        "Panel %s: time budget ran out; %d remote operations left for the next run",
-                        panel.id,
-                        len(ops) - (tally.done + tally.failed),
-                        extra=ctx(panel_id=panel.id),
-                    )
-                    break
-                username = panel_username(config.config, effective_panel_type(config.config, panel))
-                result, attempts = self._tries(session, username, op, slots)
-                tally.requests += attempts
-                self._record(config, op, result, attempts, tally)
+            workers = max(1, min(self.per_panel, len(ops)))
+            with ThreadPoolExecutor(workers, thread_name_prefix="usage-sync-remote-op") as pool:
+                for future in [pool.submit(work) for _ in range(workers)]:
+                    future.result()
         finally:
             session.close()
+        left = len(ops) - (tally.done + tally.failed)
+        if left:
+            logger.warning(
+                "Panel %s: time budget ran out; %d remote operations left for the next run",
+                panel.id,
+                left,
+                extra=ctx(panel_id=panel.id),
+            )
         return tally
 
     @staticmethod

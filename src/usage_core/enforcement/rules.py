@@ -226,6 +226,24 @@ def _re_enabled(
     return changes
 
 
+def reseller_may_change(
+    reseller: ResellerState, settings: EnforcementSettings, now: datetime
+) -> bool:
+    """Whether the reseller's own status changes now: only then are all its configs needed."""
+    if reseller.type != "traffic" or (
+        reseller.total_bytes is None and reseller.window_ends_at is None
+    ):
+        return False
+    total = reseller.total_bytes
+    over = total is not None and _over(reseller.used_bytes, total, settings.reseller_grace)
+    within = total is not None and reseller.used_bytes < total
+    window_ok = window_valid(reseller.window_starts_at, reseller.window_ends_at, now)
+    if reseller.status == "active":
+        return over or not window_ok
+    automatic = reseller.suspension is Suspension.AUTOMATIC
+    return reseller.status == "suspended" and automatic and within and window_ok
+
+
 def decide(
     reseller: ResellerState,
     configs: Sequence[EnforcedConfig],
@@ -253,17 +271,20 @@ def decide(
                 if c.status == "active"
             )
             return Decision(reseller, ResellerAction.SUSPEND, reason, down)
-        changes: list[ConfigChange] = []
-        if within:
-            # Configs left disabled when the reseller was re-activated elsewhere.
-            changes += _re_enabled(reseller, configs, settings, now)
-        for config in configs:
-            change = _config_rules(config, settings, now)
-            if change is not None:
-                changes.append(change)
+        # Configs left disabled when the reseller was re-activated elsewhere come back.
+        changes = _re_enabled(reseller, configs, settings, now) if within else []
+        changes += _own_limits(configs, settings, now)
         return Decision(reseller, None, None, tuple(changes)) if changes else None
     automatic = reseller.suspension is Suspension.AUTOMATIC
     if reseller.status == "suspended" and automatic and within and window_ok:
-        up = tuple(_re_enabled(reseller, configs, settings, now))
-        return Decision(reseller, ResellerAction.ACTIVATE, Reason.RECOVERED, up)
+        up = _re_enabled(reseller, configs, settings, now) + _own_limits(configs, settings, now)
+        return Decision(reseller, ResellerAction.ACTIVATE, Reason.RECOVERED, tuple(up))
     return None
+
+
+def _own_limits(
+    configs: Sequence[EnforcedConfig], settings: EnforcementSettings, now: datetime
+) -> list[ConfigChange]:
+    """The active configs their own limits stop (when overrun is disallowed)."""
+    changes = (_config_rules(config, settings, now) for config in configs)
+    return [change for change in changes if change is not None]

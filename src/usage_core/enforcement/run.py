@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections import Counter
-from datetime import tzinfo
+from collections import Counter, defaultdict
+from datetime import datetime, tzinfo
 
 import attrs
 
@@ -13,11 +13,18 @@ from usage_core.enforcement.rules import (
     ConfigAction,
     ConfigChange,
     Decision,
+    EnforcedConfig,
     RemoteOp,
     ResellerAction,
+    ResellerState,
     decide,
+    reseller_may_change,
 )
-from usage_core.enforcement.settings import EnforcementMode, read_enforcement_settings
+from usage_core.enforcement.settings import (
+    EnforcementMode,
+    EnforcementSettings,
+    read_enforcement_settings,
+)
 from usage_core.log import NOTICE, ctx
 from usage_core.ports import Clock, EnforcementStore, PanelLookup, SettingsRepository
 from usage_core.targets import effective_panel_type, resolve_panel
@@ -81,7 +88,7 @@ class EnforceQuotas:
             logger.info("Quota enforcement is off (%s)", "usage_sync.enforcement")
             return report
         now_local = self.clock.now().astimezone(self.tz).replace(tzinfo=None, microsecond=0)
-        for reseller, configs in self.store.enforced_resellers():
+        for reseller, configs in self._candidates(settings, now_local):
             decision = decide(reseller, configs, settings, now_local)
             if decision is None:
                 continue
@@ -114,6 +121,29 @@ class EnforceQuotas:
                 )
         logger.log(NOTICE, "Quota enforcement completed", extra=ctx(**_headline(report)))
         return report
+
+    def _candidates(
+        self, settings: EnforcementSettings, now: datetime
+    ) -> list[tuple[ResellerState, list[EnforcedConfig]]]:
+        """Each reseller with the configs its decision needs, read as little as possible.
+
+        A reseller whose own status changes needs all its configs; an active
+        one that stays active needs only its disabled configs (markers to
+        re-enable) and, when overrun is disallowed, its active ones (their own
+        limits). In the common case, where nobody crosses a threshold, that is
+        one read of the resellers and one of the few disabled configs.
+        """
+        resellers = self.store.enforced_resellers()
+        changing = [r.id for r in resellers if reseller_may_change(r, settings, now)]
+        staying = [r.id for r in resellers if r.status == "active" and r.id not in set(changing)]
+        configs: dict[int, list[EnforcedConfig]] = defaultdict(list)
+        for rid, found in self.store.configs_of(sorted(changing)).items():
+            configs[rid] += found
+        statuses = ["disabled"] if settings.allow_config_overrun else ["disabled", "active"]
+        for status in statuses:
+            for rid, found in self.store.configs_of(staying, status).items():
+                configs[rid] += found
+        return [(r, sorted(configs[r.id], key=lambda c: c.id)) for r in resellers]
 
     def _operation(self, change: ConfigChange, queued_at: str) -> RemoteOp | None:
         """The panel change a transition needs; None when no panel resolves."""

@@ -37,7 +37,8 @@ def meta_of(db, config_id: int) -> dict:
 
 def state_of(store: SqlEnforcementStore, reseller_id: int):
     """The reseller and its configs as the store reads them."""
-    [(reseller, configs)] = [(r, c) for r, c in store.enforced_resellers() if r.id == reseller_id]
+    [reseller] = [r for r in store.enforced_resellers() if r.id == reseller_id]
+    configs = store.configs_of([reseller_id]).get(reseller_id, [])
     return reseller, {c.id: c for c in configs}
 
 
@@ -82,7 +83,7 @@ class TestReading:
         )
         insert_reseller(db.engine, type="plan")
         store = SqlEnforcementStore(db.engine)
-        found = {r.id: r.suspension for r, _ in store.enforced_resellers()}
+        found = {r.id: r.suspension for r in store.enforced_resellers()}
         assert found == {
             auto: Suspension.AUTOMATIC,
             manual: Suspension.MANUAL,

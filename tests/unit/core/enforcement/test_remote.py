@@ -52,6 +52,7 @@ class TestRemoteOperations:
         """Three operations a second on one panel: the fourth starts a second after the first."""
         configs = [queued(i, "disabled", False) for i in range(1, 5)]
         run, _, _, pace = worker(configs)
+        run = attrs.evolve(run, per_panel=1)  # one worker: the fake clock is not shared safely
         run(rate=3)
         assert abs(sum(pace.slept) - 1.0) < 1e-9
 
@@ -95,7 +96,7 @@ class TestRemoteOperations:
         """Past the panel's budget no operation starts; the rest stay queued."""
         configs = [queued(i, "disabled", False) for i in range(1, 8)]
         run, store, clients, _ = worker(configs)
-        run = attrs.evolve(run, budget_s=1.0)
+        run = attrs.evolve(run, budget_s=1.0, per_panel=1)
         run(rate=3)
         assert len(calls(clients)) == 3
         assert len(store.pending_operations()) == 4
