@@ -30,6 +30,7 @@ from usage_core.model import (
 from usage_core.ports import (
     Clock,
     ConfigRepository,
+    DispatchSlots,
     EnforcementStore,
     JobQueue,
     Lock,
@@ -256,6 +257,26 @@ class InMemoryLock:
             return None
         return self.expires_at - self.clock()
 
+    def hold(self, token: str, ttl_seconds: int) -> bool:
+        held = self.token is not None and self.clock() < self.expires_at
+        if held and self.token != token:
+            return False
+        self.token, self.expires_at = token, self.clock() + ttl_seconds
+        return True
+
+
+class InMemorySlots:
+    """Claimed minutes in a set (they never expire here)."""
+
+    def __init__(self) -> None:
+        self.claimed: set[str] = set()
+
+    def claim(self, slot: str, ttl_seconds: int) -> bool:
+        if slot in self.claimed:
+            return False
+        self.claimed.add(slot)
+        return True
+
 
 class RecordingQueue:
     """A job queue that records what was queued, or fails when told to."""
@@ -395,3 +416,4 @@ class FakePace:
 
 _enforcement: EnforcementStore = InMemoryEnforcement([])
 _pace: Pace = FakePace()
+_slots: DispatchSlots = InMemorySlots()

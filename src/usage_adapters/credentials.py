@@ -31,5 +31,9 @@ def credential_reader(app_key: str | None) -> CredentialReader:
             return Secret(decrypter.decrypt_string(value))
         except DecryptionError as exc:
             raise CredentialsError(panel_id, column, str(exc)) from None
+        except (TypeError, ValueError, OverflowError) as exc:
+            # Whatever a malformed payload makes the codecs raise: this panel fails alone.
+            why = f"the value is not a usable encryption payload ({type(exc).__name__})"
+            raise CredentialsError(panel_id, column, why) from None
 
     return read_encrypted

@@ -76,9 +76,54 @@ class FileLock:
             self._write(handle, None, 0.0)
             return True
 
+    def hold(self, token: str, ttl_seconds: int) -> bool:
+        """Keep the lock for `token`, or retake it when free; False when another holds it."""
+        with self._locked() as handle:
+            owner, expires_at = self._read(handle)
+            now = self._clock()
+            if owner is not None and owner != token and now < expires_at:
+                return False
+            self._write(handle, token, now + ttl_seconds)
+            return True
+
     def remaining_seconds(self) -> float | None:
         """Seconds until the lock expires, or None when it is free."""
         with self._locked() as handle:
             token, expires_at = self._read(handle)
         remaining = expires_at - self._clock()
         return remaining if token is not None and remaining > 0 else None
+
+
+class FileDispatchSlots:
+    """Claimed minutes in a small JSON file, each kept for its TTL, under `flock`."""
+
+    def __init__(self, path: Path, clock: Callable[[], float] = time.time) -> None:
+        self.path = path
+        self._clock = clock
+
+    def claim(self, slot: str, ttl_seconds: int) -> bool:
+        """True for the first claim of `slot`."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "r+", encoding="utf-8") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                try:
+                    claimed = json.loads(handle.read() or "{}")
+                except ValueError:
+                    claimed = {}
+                now = self._clock()
+                if not isinstance(claimed, dict):
+                    claimed = {}
+                live = {k: v for k, v in claimed.items() if isinstance(v, int | float) and v > now}
+                if slot in live:
+                    return False
+                live[slot] = now + ttl_seconds
+                handle.seek(0)
+                handle.truncate()
+                handle.write(json.dumps(live))
+                handle.flush()
+                os.fsync(handle.fileno())
+                return True
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)

@@ -98,7 +98,8 @@ class LaravelDecrypter:
         expected = hmac.new(
             self._key, (str(payload["iv"]) + str(payload["value"])).encode(), hashlib.sha256
         ).hexdigest()
-        if not hmac.compare_digest(expected, mac):
+        # compare_digest refuses non-ASCII text: compare bytes, so a garbage MAC is just wrong.
+        if not hmac.compare_digest(expected.encode(), mac.encode("utf-8", "replace")):
             msg = "the MAC is invalid (wrong APP_KEY or a tampered value)"
             raise DecryptionError(msg)
         if len(iv) != _IV_BYTES or not ciphertext or len(ciphertext) % _IV_BYTES:

@@ -9,13 +9,13 @@ took it.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, tzinfo
 
 import attrs
 
 from usage_core.interval import INTERVAL_SETTING_KEY, IntervalSetting, parse_interval
 from usage_core.log import ctx
-from usage_core.ports import JobQueue, Lock, SettingsRepository
+from usage_core.ports import DispatchSlots, JobQueue, Lock, SettingsRepository
 from usage_core.schedule import ScheduleDecision, decide
 
 logger = logging.getLogger(__name__)
@@ -24,6 +24,8 @@ JOB_NAME = "SyncResellerUsageJob"
 UNIQUE_FOR_SECONDS = 300
 JOB_TRIES = 2
 JOB_TIMEOUT_SECONDS = 600
+# How long a claimed minute stays claimed: far longer than any clock skew between tickers.
+SLOT_TTL_SECONDS = 3600
 
 
 @attrs.frozen
@@ -93,14 +95,24 @@ def read_interval(settings: SettingsRepository) -> IntervalSetting:
     return setting
 
 
+def slot_of(now: datetime) -> str:
+    """The minute a tick decides for, as a key: `YYYYMMDDHHMM` in UTC."""
+    return now.astimezone(UTC).strftime("%Y%m%d%H%M")
+
+
 @attrs.define
 class SchedulerTick:
-    """One scheduler tick: read the interval, decide, and dispatch uniquely."""
+    """One scheduler tick: read the interval, decide, and dispatch uniquely.
+
+    However many ticks decide for one minute (several schedulers, a late tick
+    after a fast run), the minute is claimed once: only the first dispatches.
+    """
 
     settings: SettingsRepository
     lock: Lock
     queue: JobQueue
     tz: tzinfo
+    slots: DispatchSlots
 
     def __call__(self, now: datetime, *, dry_run: bool = False) -> TickResult:
         """Decide for the minute of `now`; dispatch unless `dry_run`."""
@@ -109,6 +121,15 @@ class SchedulerTick:
             return TickResult(decision, False, decision.reason)
         if dry_run:
             return TickResult(decision, False, f"dry run: {decision.reason}")
+        slot = slot_of(now)
+        if not self.slots.claim(slot, SLOT_TTL_SECONDS):
+            logger.info(
+                "%s not dispatched: minute %s was dispatched already",
+                JOB_NAME,
+                slot,
+                extra=ctx(slot=slot),
+            )
+            return TickResult(decision, False, f"skipped: minute {slot} was dispatched already")
         logger.info("Scheduling %s (interval: %s minutes)", JOB_NAME, decision.interval)
         outcome = dispatch_unique(self.lock, self.queue)
         return TickResult(decision, outcome.dispatched, outcome.reason, outcome.job_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from types import MappingProxyType
+from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 
@@ -39,6 +40,14 @@ def panel_type_of(value: str) -> PanelType | None:
         return PanelType(value)
     except ValueError:
         return None
+
+
+def strip_userinfo(url: str) -> str:
+    """`url` with any `user:password@` before its host removed, for logs and output."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 @attrs.frozen
@@ -77,6 +86,11 @@ class Panel:
     is_active: bool = True
     # Why the panel cannot be used (e.g. a credential that does not decrypt), or None.
     problem: str | None = None
+
+    @property
+    def display_url(self) -> str:
+        """`url` without user-info (`https://user:pass@host` shows as `https://host`)."""
+        return strip_userinfo(self.url)
 
     @property
     def verify_tls(self) -> bool:

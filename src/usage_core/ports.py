@@ -206,6 +206,18 @@ class Lock(Protocol):
         """Seconds until the lock expires, or None when it is free."""
         ...
 
+    def hold(self, token: str, ttl_seconds: int) -> bool:
+        """Keep (or, when it is free, retake) the lock for `token`; False when another holds it."""
+        ...
+
+
+class DispatchSlots(Protocol):
+    """One claim per scheduled minute, however many ticks decide for it."""
+
+    def claim(self, slot: str, ttl_seconds: int) -> bool:
+        """True for the first claim of `slot` within `ttl_seconds`; False for every later one."""
+        ...
+
 
 class JobQueue(Protocol):
     """Where the sync job is sent to run."""

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from fractions import Fraction
 
 from usage_core.ledger import LedgerState
+from usage_core.log import ctx
 from usage_core.model import SyncWork
+from usage_core.readings import MAX_BYTES
+
+logger = logging.getLogger(__name__)
 
 
 def grace_limit(limit_bytes: int, percent: float, floor_bytes: int) -> int:
@@ -23,10 +28,11 @@ def grace_limit(limit_bytes: int, percent: float, floor_bytes: int) -> int:
 def reseller_total(configs: Iterable[LedgerState], forgiven_bytes: int = 0) -> int:
     """A reseller's used traffic over its non-deleted configs.
 
-    `Σ(usage_bytes + settled_usage_bytes) - admin_forgiven_bytes`, never below 0.
+    `Σ(usage_bytes + settled_usage_bytes) - admin_forgiven_bytes`, never below 0
+    and never above what the column holds (2^63 - 1).
     """
     total = sum(state.total_bytes for state in configs)
-    return max(0, total - forgiven_bytes)
+    return min(MAX_BYTES, max(0, total - forgiven_bytes))
 
 
 def changed_totals(work: SyncWork, stored: Mapping[int, LedgerState]) -> dict[int, int]:
@@ -40,7 +46,16 @@ def changed_totals(work: SyncWork, stored: Mapping[int, LedgerState]) -> dict[in
         ledgers[item.config.reseller_id].append(stored.get(item.config.id, item.snapshot.state))
     changed: dict[int, int] = {}
     for reseller in work.resellers:
-        total = reseller_total(ledgers.get(reseller.id, []), reseller.forgiven_bytes)
+        states = ledgers.get(reseller.id, [])
+        total = reseller_total(states, reseller.forgiven_bytes)
+        if total == MAX_BYTES:
+            logger.warning(
+                "Reseller %s: its configs add up to more than a BIGINT holds; "
+                "traffic_used_bytes is stored as %s",
+                reseller.id,
+                MAX_BYTES,
+                extra=ctx(reseller_id=reseller.id),
+            )
         if total != reseller.used_bytes:
             changed[reseller.id] = total
     return changed

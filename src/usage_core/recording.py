@@ -43,7 +43,7 @@ def log_fetch_result(
             "%s usage fetch failed for user %s (hard failure)",
             label,
             username,
-            extra=ctx(config_id=config_id, panel_url=panel.url, reason=result.reason),
+            extra=ctx(config_id=config_id, panel_url=panel.display_url, reason=result.reason),
         )
 
 

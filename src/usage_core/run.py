@@ -47,7 +47,14 @@ class SyncRun:
         return self._locked(token, lambda: self._full(progress), last_try=True)
 
     def dispatched(self, token: str, *, last_try: bool) -> Summary:
-        """One try of a dispatched run, whose dispatch took the lock as `token`."""
+        """One try of a dispatched run, whose dispatch took the lock as `token`.
+
+        A job that starts after its lock passed to another run (one a dead
+        worker abandoned and the queue brought back much later) does not run.
+        """
+        if not self.lock.hold(token, UNIQUE_FOR_SECONDS):
+            logger.warning("%s not run: its unique lock now belongs to another run", JOB_NAME)
+            return {"skipped": "the unique lock belongs to another run"}
         return self._locked(token, self._full, last_try=last_try)
 
     def enforce_now(self, *, dry_run: bool = False) -> EnforcementReport:

@@ -330,17 +330,25 @@ def _require_redis(container: Container, command: str) -> None:
 def worker(
     burst: Annotated[bool, typer.Option("--burst", help="Stop when the queue is empty.")] = False,
 ) -> None:
-    """Run an RQ worker on the project's queue (needs USAGE_SYNC_REDIS_URL)."""
+    """Run an RQ worker on the project's queue (needs USAGE_SYNC_REDIS_URL).
+
+    A Redis outage does not end it: it waits and starts working again.
+    """
+    import threading  # noqa: PLC0415
+
     from rq import Queue, Worker  # noqa: PLC0415
+
+    from usage_entrypoints.rq_runtime import keep_working  # noqa: PLC0415
 
     with _container() as container:
         _require_redis(container, "worker")
         redis = container.redis()
-        queue = Queue(container.settings().queue_name, connection=redis)
-        Worker([queue], connection=redis).work(burst=burst, with_scheduler=True)
-
-
-TICK_JOB_ID = "usage-sync-tick"
+        name = container.settings().queue_name
+        keep_working(
+            lambda: Worker([Queue(name, connection=redis)], connection=redis),
+            burst=burst,
+            stop=threading.Event(),
+        )
 
 
 @app.command("scheduler")
@@ -349,30 +357,34 @@ def scheduler(
         int, typer.Option("--interval", help="Seconds between checks for due jobs.")
     ] = 5,
 ) -> None:
-    """Run rq-scheduler with a `* * * * *` entry that enqueues the tick."""
-    from rq_scheduler import Scheduler  # noqa: PLC0415
+    """Run rq-scheduler with a `* * * * *` entry that enqueues the tick.
 
-    from usage_entrypoints.job_names import TICK_JOB  # noqa: PLC0415
+    The entry is re-created whenever Redis has lost it, and a Redis outage
+    does not end the scheduler.
+    """
+    import threading  # noqa: PLC0415
 
+    from usage_entrypoints.rq_runtime import (  # noqa: PLC0415
+        keep_scheduling,
+        quiet_rq_scheduler,
+        stop_on_signals,
+    )
+
+    quiet_rq_scheduler()
     with _container() as container:
         _require_redis(container, "scheduler")
         name = container.settings().queue_name
-        rq_scheduler = Scheduler(queue_name=name, connection=container.redis(), interval=interval)
-        # Replace the entry left by a previous run rather than adding a second one.
-        for job in rq_scheduler.get_jobs():
-            if job.id == TICK_JOB_ID:
-                rq_scheduler.cancel(job)
-        rq_scheduler.cron(
-            "* * * * *",
-            func=TICK_JOB,
-            id=TICK_JOB_ID,
-            queue_name=name,
-            timeout=60,
-            result_ttl=600,
-            description="usage-sync scheduler tick",
-        )
+        redis = container.redis()
+
+        def make_scheduler() -> object:
+            from rq_scheduler import Scheduler  # noqa: PLC0415
+
+            return Scheduler(queue_name=name, connection=redis, interval=interval)
+
+        stop = threading.Event()
+        stop_on_signals(stop)
         logger.info("rq-scheduler started: the tick is queued on %r every minute", name)
-        rq_scheduler.run()
+        keep_scheduling(make_scheduler, name, interval=interval, stop=stop)
 
 
 @app.command("schedule")

@@ -10,10 +10,10 @@ from rq.timeouts import JobTimeoutException
 from sqlalchemy import Engine
 
 from usage_adapters.credentials import credential_reader
-from usage_adapters.file_lock import FileLock
+from usage_adapters.file_lock import FileDispatchSlots, FileLock
 from usage_adapters.inline_queue import InlineJobQueue
 from usage_adapters.panels.clients import HttpxPanelClients
-from usage_adapters.redis_lock import RedisLock
+from usage_adapters.redis_lock import RedisDispatchSlots, RedisLock
 from usage_adapters.rq_queue import RqFanOut, RqJobQueue
 from usage_adapters.run_history import FileRunHistory, RedisRunHistory
 from usage_adapters.sql.configs import SqlConfigRepository
@@ -25,7 +25,7 @@ from usage_adapters.sql.settings import SqlSettingsRepository
 from usage_core.dispatch import JOB_NAME, SchedulerTick
 from usage_core.enforcement.remote import RemoteOperations
 from usage_core.enforcement.run import EnforceQuotas
-from usage_core.ports import JobQueue, Lock, RunHistory
+from usage_core.ports import DispatchSlots, JobQueue, Lock, RunHistory
 from usage_core.run import SyncRun
 from usage_core.sync_all import SyncAllUsage
 from usage_core.sync_one import SyncOneConfig
@@ -109,6 +109,16 @@ class Container(containers.DeclarativeContainer):
             path=providers.Callable(lambda s: s.resolved_state_dir / "unique-lock.json", settings),
         ),
     )
+    slots: providers.Provider[DispatchSlots] = providers.Selector(
+        mode,
+        redis=providers.Singleton(
+            RedisDispatchSlots, redis=redis, prefix=providers.Callable(_key, settings, "slot:")
+        ),
+        embedded=providers.Singleton(
+            FileDispatchSlots,
+            path=providers.Callable(lambda s: s.resolved_state_dir / "dispatched.json", settings),
+        ),
+    )
     run_history: providers.Provider[RunHistory] = providers.Selector(
         mode,
         redis=providers.Singleton(
@@ -182,6 +192,7 @@ class Container(containers.DeclarativeContainer):
         lock=lock,
         queue=queue,
         tz=settings.provided.tz,
+        slots=slots,
     )
 
 

@@ -48,7 +48,7 @@ def header_lines(report: SyncOneReport) -> list[str]:
             "🔧 Panel Information:",
             f"  Panel Name: {report.panel.name}",
             f"  Panel Type: {report.panel.panel_type}",
-            f"  URL: {report.panel.url}",
+            f"  URL: {report.panel.display_url}",
         ]
     lines += ["", "📡 Fetching usage from panel...", ""]
     return lines
@@ -118,7 +118,7 @@ def report_document(report: SyncOneReport) -> dict[str, Any]:
             "id": panel.id,
             "name": panel.name,
             "panel_type": panel.panel_type,
-            "url": panel.url,
+            "url": panel.display_url,
         }
     if reading is not None:
         document["usage"] = {"bytes": reading.bytes, "path": reading.path}

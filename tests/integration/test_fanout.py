@@ -92,9 +92,10 @@ def prepared(template: Path, tmp_path: Path, name: str, redis: RedisDb, *, fanou
     return env
 
 
-def dispatch(env: dict[str, str]) -> None:
-    """One tick at a dispatch minute."""
-    result = usage_sync("tick", "--now", "2026-11-24T10:00:00+00:00", "--json", env=env)
+def dispatch(env: dict[str, str], minute: int) -> None:
+    """One tick at a dispatch minute of 10:xx (each run its own: a minute is dispatched once)."""
+    now = f"2026-11-24T10:{minute:02d}:00+00:00"
+    result = usage_sync("tick", "--now", now, "--json", env=env)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["dispatched"] is True
 
@@ -118,19 +119,19 @@ class TestFanOut:
         """Single job, fan-out on one worker, fan-out on three forked workers: one end state."""
         with claimed_redis_db() as redis:
             single = prepared(template, tmp_path, "single", redis, fanout=False)
-            dispatch(single)
+            dispatch(single, 0)
             run_in_process(single, redis, monkeypatch)
             reference = database_state(
                 Path(single["USAGE_SYNC_DATABASE_URL"].removeprefix("sqlite:///"))
             )
 
             one = prepared(template, tmp_path, "one", redis, fanout=True)
-            dispatch(one)
+            dispatch(one, 1)
             run_in_process(one, redis, monkeypatch)
             assert redis.client.get(lock_key(QUEUE_NAME)) is None
 
             many = prepared(template, tmp_path, "many", redis, fanout=True)
-            dispatch(many)
+            dispatch(many, 2)
             with contextlib.ExitStack() as stack:
                 workers = [
                     stack.enter_context(

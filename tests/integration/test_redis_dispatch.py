@@ -61,13 +61,14 @@ from usage_core.dispatch import (
     dispatch_unique,
 )
 from usage_core.interval import INTERVAL_SETTING_KEY
-from usage_entrypoints.cli import TICK_JOB_ID
 from usage_entrypoints.container import Container, build_container
 from usage_entrypoints.jobs import SYNC_JOB, TICK_JOB
+from usage_entrypoints.rq_runtime import TICK_JOB_ID
 from usage_sandbox.emulator import PanelEmulator
 
 AT_10_00 = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 AT_10_03 = datetime(2026, 11, 24, 10, 3, tzinfo=UTC)
+AT_10_05 = datetime(2026, 11, 24, 10, 5, tzinfo=UTC)
 THREADS = 20
 SCHEDULED_JOBS_KEY = "rq:scheduler:scheduled_jobs"  # rq-scheduler's sorted set of entries
 CRON_JOB_NAME = "usage-sync tick"  # the name `usage_entrypoints.rq_cron` registers
@@ -214,7 +215,8 @@ class TestConcurrentDispatch:
         assert len(dispatched) == 1
         skipped = [r for r in results if not r.dispatched]
         assert len(skipped) == THREADS - 1
-        assert all("unique lock is held" in r.reason for r in skipped)
+        # The minute is claimed once; a tick that won the claim still needs the lock.
+        assert all("was dispatched already" in r.reason for r in skipped)
         assert queue_of(redis_db).job_ids == [dispatched[0].job_id]
 
     def test_an_off_minute_queues_nothing(self, container: Container, redis_db: RedisDb) -> None:
@@ -288,7 +290,7 @@ class TestSimpleWorker:
         summary = assert_synced(redis_db, app_db)
         assert job.return_value() == summary
         # Released, so the next dispatch minute queues the next sync.
-        assert container.tick()(AT_10_00).dispatched
+        assert container.tick()(AT_10_05).dispatched
 
     def test_failed_first_try_keeps_the_lock_last_failure_frees_it(
         self,
@@ -352,7 +354,8 @@ class TestCommands:
         document = json.loads(first.stdout)
         assert (document["dispatch"], document["dispatched"]) == (True, True)
 
-        second = usage_sync("tick", *now, env=env)
+        later = ("--now", "2026-11-24T10:05:00+00:00", "--json")
+        second = usage_sync("tick", *later, env=env)
         assert second.returncode == 0, second.stderr
         document = json.loads(second.stdout)
         assert (document["dispatch"], document["dispatched"]) == (True, False)

@@ -144,6 +144,7 @@ class HttpxPanelClients:
             concurrency=self.sync_concurrency,
             budget_s=self.panel_budget_s,
             max_listing_bytes=self.max_listing_bytes,
+            single_budget_s=2 * _longest_phase(self.timeout),
         )
         try:
             client = self._client(panel, pool_limits(self.limits, options.concurrency))
@@ -172,6 +173,11 @@ class HttpxPanelClients:
                 context = httpx.create_ssl_context(verify=verify, trust_env=self._trust_env)
                 self._ssl_contexts[verify] = context
             return context
+
+
+def _longest_phase(timeout: httpx.Timeout) -> float:
+    phases = [t for t in (timeout.connect, timeout.read, timeout.write, timeout.pool) if t]
+    return max(phases, default=DEFAULT_HTTP_TIMEOUT_S)
 
 
 def pool_limits(limits: httpx.Limits, concurrency: int) -> httpx.Limits:

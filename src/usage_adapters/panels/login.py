@@ -20,14 +20,17 @@ class Credential:
 
 
 class LoginAllowance:
-    """What one batch of requests may spend on logins: one re-login, and its failure.
+    """What one batch of requests may spend: a deadline, one re-login, and its failure.
 
     Once a login fails during a batch, the batch's later requests fail with
-    it at once instead of trying to log in again, once per user.
+    it at once instead of trying to log in again, once per user. With
+    `renew_fresh` false (one user's read or write), a credential obtained
+    during the call itself is not renewed: its rejection is the answer.
     """
 
-    def __init__(self, deadline: float | None = None) -> None:
+    def __init__(self, deadline: float | None = None, *, renew_fresh: bool = True) -> None:
         self.deadline = deadline
+        self.renew_fresh = renew_fresh
         self.failure: HardFailure | None = None
         self._lock = threading.Lock()
         self._relogins = 1

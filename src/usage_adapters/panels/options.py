@@ -35,12 +35,16 @@ class ReadOptions:
             dialect's default; each paged listing clamps it to its own range.
         budget_s: Seconds a `fetch_many` may take before it stops sending.
         max_listing_bytes: Listing replies longer than this are not parsed.
+        single_budget_s: Seconds one user's read or write may take in all,
+            however slowly the panel answers.
     """
 
     concurrency: int = DEFAULT_PANEL_CONCURRENCY
     page_size: int | None = None
     budget_s: float = DEFAULT_PANEL_BUDGET_S
     max_listing_bytes: int = DEFAULT_MAX_LISTING_BYTES
+    # One user's read or write, its login included: twice the per-request timeout.
+    single_budget_s: float = 2 * DEFAULT_HTTP_TIMEOUT_S
 
 
 def read_options(
@@ -49,6 +53,7 @@ def read_options(
     concurrency: int = DEFAULT_PANEL_CONCURRENCY,
     budget_s: float = DEFAULT_PANEL_BUDGET_S,
     max_listing_bytes: int = DEFAULT_MAX_LISTING_BYTES,
+    single_budget_s: float = 2 * DEFAULT_HTTP_TIMEOUT_S,
 ) -> ReadOptions:
     """The panel's options: `extra.sync_concurrency` (1..64) and `extra.sync_page_size`.
 
@@ -61,6 +66,7 @@ def read_options(
         page_size=_positive_int(panel, "sync_page_size"),
         budget_s=budget_s,
         max_listing_bytes=max_listing_bytes,
+        single_budget_s=single_budget_s,
     )
 
 

@@ -127,13 +127,24 @@ class ListingResult:
     pages: int = 0
     failure: str | None = None
     unreachable: TransportProblem | None = None
+    # Users listed twice with different readings (the listing moved under its pages).
+    conflicting: set[str] = attrs.field(factory=set)
+
+    def merge(self, found: Iterable[tuple[str, UsageResult]]) -> None:
+        """Add a page's readings; a user listed again with another reading is in conflict."""
+        for name, result in found:
+            earlier = self.results.setdefault(name, result)
+            if earlier != result:
+                self.conflicting.add(name)
 
     def usable(self) -> dict[str, UsageResult]:
-        """The readings that need no single read: counters with a usage field."""
+        """The readings that need no single read: unambiguous counters with a usage field."""
         return {
             name: result
             for name, result in self.results.items()
-            if isinstance(result, CounterReading) and result.has_usage_field
+            if isinstance(result, CounterReading)
+            and result.has_usage_field
+            and name not in self.conflicting
         }
 
 
@@ -234,7 +245,8 @@ class PanelReader:
         sent = send(credential)
         if not (isinstance(sent, Reply) and self._auth.lost(sent, route_known)):
             return sent
-        if not (renew and self._auth.needs_login) or (batch is None and credential.fresh):
+        fresh_is_final = batch is None or not batch.renew_fresh
+        if not (renew and self._auth.needs_login) or (fresh_is_final and credential.fresh):
             return sent
         renewed = self._login.renew(credential.value, batch, username)
         if renewed is None:
@@ -275,6 +287,7 @@ class PanelReader:
             return RemoteResult(False, problem)
         if not username:
             return RemoteResult(False, NO_USERNAME.reason)
+        allowance = self._one_user()
 
         def api(
             method: str,
@@ -289,6 +302,7 @@ class PanelReader:
                 path,
                 params=params,
                 json_body=json_body,
+                batch=allowance,
                 username=username,
                 route_known=not probe,
             )
@@ -302,11 +316,16 @@ class PanelReader:
 
     # -- one user -------------------------------------------------------------------
 
+    def _one_user(self) -> LoginAllowance:
+        """The allowance of one user's read or write: its own deadline, login included."""
+        deadline = time.monotonic() + self._options.single_budget_s
+        return LoginAllowance(deadline, renew_fresh=False)
+
     def fetch_usage(self, username: str) -> UsageResult:
         """The user's counter from its single-user route, or a hard failure."""
-        return self._single(username, None).result
+        return self._single(username, self._one_user()).result
 
-    def _single(self, username: str, batch: Batch | None) -> Single:
+    def _single(self, username: str, batch: LoginAllowance | None) -> Single:
         problem = self._auth.problem()
         if problem is not None:
             return Single(HardFailure(problem))
@@ -321,7 +340,7 @@ class PanelReader:
         unreachable = isinstance(sent, TransportProblem) and sent.unreachable
         return Single(result, unreachable=unreachable)
 
-    def _read_user(self, username: str, batch: Batch | None) -> Sent | HardFailure:
+    def _read_user(self, username: str, batch: LoginAllowance | None) -> Sent | HardFailure:
         """GET the user from the route that answered before, or find that route."""
         paths = self._dialect.user_paths(username)
         known = self._route
@@ -338,7 +357,12 @@ class PanelReader:
         )
 
     def _find_user_route(
-        self, username: str, paths: Sequence[str], batch: Batch | None, *, renew: bool = True
+        self,
+        username: str,
+        paths: Sequence[str],
+        batch: LoginAllowance | None,
+        *,
+        renew: bool = True,
     ) -> Sent | HardFailure:
         sent: Sent | HardFailure = HardFailure("the panel has no user route")
         for index, path in enumerate(paths):
@@ -442,8 +466,8 @@ class PanelReader:
             page = self._page(number, batch)
             if isinstance(page, Page):
                 found = list(matching_items(page.items, wanted, listing))
-                with lock:  # pages merge as they arrive: a later arrival wins
-                    outcome.results.update(found)
+                with lock:
+                    outcome.merge(found)
                     outcome.users += len(page.items)
                     outcome.pages += 1
                 return page
@@ -461,6 +485,13 @@ class PanelReader:
         first = fetch(1)
         if first is not None and first.pages > 1:
             batch.run(list(range(2, first.pages + 1)), fetch_later)
+        if outcome.conflicting:
+            logger.warning(
+                "%s listed %d users twice with different counters; reading them one by one",
+                self._dialect.label,
+                len(outcome.conflicting),
+                extra=ctx(panel_id=self.panel_id, users=len(outcome.conflicting)),
+            )
         context: dict[str, object] = {
             "panel_id": self.panel_id,
             "users": outcome.users,

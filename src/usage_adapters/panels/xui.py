@@ -87,7 +87,7 @@ class XuiCookieAuth:
     def __init__(self, panel: Panel, http: HttpChannel) -> None:
         self._username = panel.username or ""
         self._password = panel.password.reveal() if panel.password else ""
-        self._login_url = http.redactor.scrub(f"{panel.url.rstrip('/')}/login")
+        self._login_url = f"{panel.display_url.rstrip('/')}/login"
         self._logins = 0
         self.csrf_token: str | None = None
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
@@ -18,6 +20,10 @@ _DRIVERS = {
 _EXTRAS = {"mysql": "mysql", "mariadb": "mysql", "postgresql": "postgres"}
 
 
+def _compact_json(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
 def create_store_engine(url: str) -> Engine:
     """An engine for `url`; ConfigurationError (without the password) when unusable."""
     try:
@@ -31,7 +37,8 @@ def create_store_engine(url: str) -> Engine:
     if backend not in ("sqlite", "mysql", "mariadb", "postgresql"):
         msg = f"unsupported database {backend!r}: use SQLite, MariaDB/MySQL or PostgreSQL"
         raise ConfigurationError(msg)
-    options: dict[str, object] = {"pool_pre_ping": True}
+    # JSON documents as the app's json_encode writes them: compact.
+    options: dict[str, object] = {"pool_pre_ping": True, "json_serializer": _compact_json}
     if backend == "sqlite":
         # Wait for a writer instead of failing at once when the file is busy.
         options["connect_args"] = {"timeout": 30}

@@ -7,6 +7,7 @@ None of them raises, whatever the JSON value.
 """
 
 from usage_core.readings.base import (
+    MAX_BYTES,
     NO_USAGE_FIELDS,
     CounterReading,
     HardFailure,
@@ -14,6 +15,7 @@ from usage_core.readings.base import (
     RemoteResult,
     UsageResult,
     byte_count,
+    out_of_range,
 )
 from usage_core.readings.eylandoo import (
     parse_eylandoo_list_all,
@@ -33,6 +35,7 @@ from usage_core.readings.xui import (
 )
 
 __all__ = [
+    "MAX_BYTES",
     "NO_USAGE_FIELDS",
     "CounterReading",
     "HardFailure",
@@ -40,6 +43,7 @@ __all__ = [
     "RemoteResult",
     "UsageResult",
     "byte_count",
+    "out_of_range",
     "parse_eylandoo_list_all",
     "parse_eylandoo_list_item",
     "parse_eylandoo_user",

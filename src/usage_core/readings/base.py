@@ -10,6 +10,8 @@ import attrs
 
 _DIGITS = re.compile(r"[0-9]+")
 NO_USAGE_FIELDS = "none"
+# The largest counter the app's BIGINT columns hold.
+MAX_BYTES = 2**63 - 1
 _MESSAGE_PREVIEW = 200
 
 
@@ -76,24 +78,40 @@ class ListingPage:
     total: int | None = None
 
 
-def byte_count(value: object) -> int | None:
-    """Read a JSON value as a byte count, or None when it is not one.
-
-    Ints, strings of ASCII digits and finite floats (truncated) are accepted;
-    negatives clamp to 0. Booleans, nulls and any other string are rejected so
-    that the next rule in a precedence list is tried.
-    """
+def _number(value: object) -> int | float | None:
+    """An int, a finite float or a string of ASCII digits, as a number; else None."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return max(0, value)
+        return value
     if isinstance(value, float):
-        if not math.isfinite(value):
-            return None
-        return max(0, int(value))
+        return value if math.isfinite(value) else None
     if isinstance(value, str) and _DIGITS.fullmatch(value):
         return int(value)
     return None
+
+
+def byte_count(value: object) -> int | None:
+    """Read a JSON value as a byte count in 0..2^63 - 1, or None when it is not one.
+
+    Ints, strings of ASCII digits and finite floats (truncated) are read.
+    A negative number, or one too large for the app's columns, is None: a
+    counter below 0 cannot be real, and taking it as 0 would look like a
+    counter reset. Booleans, nulls and any other string are None too, so that
+    the next rule in a precedence list is tried.
+    """
+    number = _number(value)
+    if number is None or not 0 <= number <= MAX_BYTES:
+        return None
+    return int(number)
+
+
+def out_of_range(value: object) -> bool:
+    """True for a number that no counter can be: below 0 or above 2^63 - 1."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return True
+    number = _number(value)
+    return number is not None and not 0 <= number <= MAX_BYTES
 
 
 def json_object(value: object) -> Mapping[str, object] | None:

@@ -12,8 +12,11 @@ from usage_core.readings.base import (
     UsageResult,
     byte_count,
     json_object,
+    out_of_range,
     preview,
 )
+
+_USAGE_FIELDS = ("total_traffic_bytes", "upload_bytes", "download_bytes")
 
 
 def _total_or_sum(node: Mapping[str, object], prefix: str) -> CounterReading | None:
@@ -45,7 +48,9 @@ def _upload_download(node: Mapping[str, object], prefix: str) -> CounterReading 
 def parse_eylandoo_user(reply: object) -> UsageResult:
     """Read an Eylandoo `GET /api/v1/users/{username}` reply.
 
-    Precedence: `success: false` fails; then `userInfo.total_traffic_bytes`;
+    Precedence: `success: false` fails; so does a usage field holding a
+    negative number or one above 2^63 - 1 (never read as 0, which would look
+    like a counter reset); then `userInfo.total_traffic_bytes`;
     `userInfo.upload_bytes + download_bytes`; `data.data_used`; the flat
     `total_traffic_bytes`; the flat `upload_bytes + download_bytes`; and with
     none of them, 0 from path `none`.
@@ -57,6 +62,9 @@ def parse_eylandoo_user(reply: object) -> UsageResult:
         message = root.get("message")
         detail = f": {preview(message)}" if message is not None else ""
         return HardFailure(f"the panel replied success: false{detail}")
+    bad = _out_of_range_field(root)
+    if bad is not None:
+        return HardFailure(f"{bad} is not a byte count: {preview(_get(root, bad))}")
     user_info = json_object(root.get("userInfo"))
     if user_info is not None:
         found = _total_or_sum(user_info, "userInfo.") or _upload_download(user_info, "userInfo.")
@@ -71,6 +79,22 @@ def parse_eylandoo_user(reply: object) -> UsageResult:
     if found is not None:
         return found
     return CounterReading(0, NO_USAGE_FIELDS)
+
+
+def _get(root: Mapping[str, object], path: str) -> object:
+    node: object = root
+    for part in path.split("."):
+        node = node.get(part) if isinstance(node, Mapping) else None
+    return node
+
+
+def _out_of_range_field(root: Mapping[str, object]) -> str | None:
+    """The first usage field holding a number no counter can be, or None."""
+    paths = [*_USAGE_FIELDS, *(f"userInfo.{name}" for name in _USAGE_FIELDS), "data.data_used"]
+    for path in paths:
+        if out_of_range(_get(root, path)):
+            return path
+    return None
 
 
 def parse_eylandoo_list_item(item: Mapping[str, object]) -> UsageResult:

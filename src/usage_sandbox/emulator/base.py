@@ -73,6 +73,7 @@ class Fault:
         delay_s: Seconds to wait before replying.
         disconnect: Close the connection without replying, as a dying panel
             or proxy would (the client sees a transport error).
+        drip_s: Send the reply's body one byte every `drip_s` seconds.
     """
 
     status: int | None = None
@@ -82,6 +83,7 @@ class Fault:
     success_false: str | None = None
     delay_s: float = 0.0
     disconnect: bool = False
+    drip_s: float = 0.0
 
     @classmethod
     def disconnected(cls) -> Fault:
@@ -112,6 +114,15 @@ class Fault:
     def slow(cls, seconds: float) -> Fault:
         """Reply normally, after `seconds`."""
         return cls(delay_s=seconds)
+
+    @classmethod
+    def dripping(cls, seconds_per_byte: float, *, body: object = UNSET) -> Fault:
+        """Reply (normally, or with `body`), one byte every `seconds_per_byte`.
+
+        Each byte comes well within any read timeout, so only an overall
+        deadline ends the wait.
+        """
+        return cls(json_body=body, drip_s=seconds_per_byte)
 
     @property
     def replaces_reply(self) -> bool:
@@ -257,6 +268,8 @@ class Response:
     body: bytes = b""
     content_type: str = "application/json"
     headers: tuple[tuple[str, str], ...] = ()
+    # Seconds between the body's bytes, for a panel that drip-feeds its reply.
+    drip_s: float = 0.0
 
 
 # Not sent: the handler closes the connection instead (`Fault.disconnect`).
@@ -405,7 +418,10 @@ class PanelApp:
         self.pause(self.latency_s)
         self._paused.seconds = 0.0
         began = time.perf_counter()
+        self._paused.drip_s = 0.0
         response = self.router.route(request) or self.not_found(request)
+        if self._paused.drip_s and response is not DISCONNECT:
+            response = dataclasses.replace(response, drip_s=self._paused.drip_s)
         building = time.perf_counter() - began - self._paused.seconds
         with self._lock:
             self._stats = dataclasses.replace(
@@ -645,6 +661,8 @@ class PanelApp:
 
     def _apply(self, fault: Fault) -> Response | None:
         self.pause(fault.delay_s)
+        if fault.drip_s:
+            self._paused.drip_s = fault.drip_s  # `handle` slows this request's reply
         if fault.disconnect:
             return DISCONNECT
         status = 200 if fault.status is None else fault.status

@@ -133,8 +133,16 @@ class _RequestHandler(BaseHTTPRequestHandler):
         for name, value in response.headers:
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(response.body)
+        if not response.drip_s:
+            self.wfile.write(response.body)
+            self.wfile.flush()
+            return
         self.wfile.flush()
+        for index in range(len(response.body)):
+            if self.server.stopping.wait(response.drip_s):
+                return
+            self.wfile.write(response.body[index : index + 1])
+            self.wfile.flush()
 
     def log_message(self, format: str, *args: Any) -> None:
         """Stay quiet: request lines are not worth a log line here."""
@@ -146,8 +154,9 @@ class _EmulatorServer(ThreadingHTTPServer):
     # concurrent client (each drop costs a 1 s SYN retransmit).
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], app: PanelApp) -> None:
+    def __init__(self, address: tuple[str, int], app: PanelApp, stopping: threading.Event) -> None:
         self.app = app
+        self.stopping = stopping
         self._live: set[socket.socket] = set()
         self._live_lock = threading.Lock()
         self._closing = False
@@ -269,7 +278,7 @@ class PanelEmulator:
         if self._server is not None:
             return self
         self._stop.clear()
-        server = _EmulatorServer(self._address, self._app)
+        server = _EmulatorServer(self._address, self._app, self._stop)
         thread = threading.Thread(
             target=server.serve_forever,
             kwargs={"poll_interval": 0.01},

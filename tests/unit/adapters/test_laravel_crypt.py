@@ -4,6 +4,8 @@ import base64
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from usage_adapters.credentials import credential_reader
 from usage_adapters.laravel_crypt import DecryptionError, LaravelDecrypter, looks_encrypted
@@ -97,3 +99,36 @@ class TestCredentialReader:
         """Without a key, an encrypted value is refused instead of being sent as a password."""
         with pytest.raises(CredentialsError, match="USAGE_SYNC_APP_KEY"):
             credential_reader(None)(7, "password", PASSWORD_PAYLOAD)
+
+
+class TestAnyPayload:
+    """Whatever a `panels` credential column holds, reading it fails alone and says why."""
+
+    NON_ASCII_MAC = (
+        "eyJpdiI6ICJBQUFBQUFBQUFBQUFBQUFBQUFBQUFBPT0iLCAidmFsdWUiOiAiQUFBQUFBQUFBQUFBQUF"
+        "BQUFBQUFBQT09IiwgIm1hYyI6ICJcdTAwZTlcdTAwZTkifQ=="
+    )
+
+    def test_a_non_ascii_mac_is_a_credentials_error(self) -> None:
+        """The payload that once stopped every panel's sync names its panel instead."""
+        reader = credential_reader(APP_KEY)
+        with pytest.raises(CredentialsError, match="panel 7: password"):
+            reader(7, "password", self.NON_ASCII_MAC)
+
+    @given(
+        st.dictionaries(
+            st.sampled_from(["iv", "value", "mac", "tag"]),
+            st.one_of(st.text(max_size=30), st.integers(), st.none()),
+        )
+    )
+    def test_any_json_payload_is_a_credentials_error(self, payload: dict[str, object]) -> None:
+        """A payload of any shape and content ends in CredentialsError, never another error."""
+        value = base64.b64encode(json.dumps(payload).encode()).decode()
+        with pytest.raises(CredentialsError):
+            credential_reader(APP_KEY)(3, "api_token", value)
+
+    @given(st.text(max_size=60))
+    def test_any_text_is_refused_naming_the_panel(self, value: str) -> None:
+        """Text that is not the app's payload is a CredentialsError naming the panel."""
+        with pytest.raises(CredentialsError, match="panel 5"):
+            credential_reader(APP_KEY)(5, "password", value)

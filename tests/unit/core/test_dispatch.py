@@ -1,13 +1,13 @@
 """The scheduler tick and the unique dispatch, with fakes."""
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import attrs
 import pytest
 
-from tests.fakes import InMemoryLock, InMemorySettings, RecordingQueue
+from tests.fakes import InMemoryLock, InMemorySettings, InMemorySlots, RecordingQueue
 from usage_core.dispatch import SchedulerTick, dispatch_unique
 from usage_core.interval import INTERVAL_SETTING_KEY
 
@@ -31,7 +31,7 @@ def tick_world(
     """A tick over in-memory settings, lock and queue."""
     settings = InMemorySettings({} if raw is None else {INTERVAL_SETTING_KEY: raw})
     lock, queue = InMemoryLock(Seconds()), RecordingQueue()
-    return SchedulerTick(settings, lock, queue, ZoneInfo(tz)), lock, queue
+    return SchedulerTick(settings, lock, queue, ZoneInfo(tz), InMemorySlots()), lock, queue
 
 
 class TestTick:
@@ -92,11 +92,22 @@ class TestTick:
     def test_second_dispatch_while_locked_is_skipped(self) -> None:
         """A tick while the previous job holds the lock is skipped and says so."""
         tick, _, queue = tick_world("1")
-        first, second = tick(AT_10_00), tick(AT_10_00)
+        first, second = tick(AT_10_00), tick(AT_10_03)
         assert first.dispatched
         assert not second.dispatched
         assert "unique lock is held" in second.reason
         assert len(queue.tokens) == 1
+
+    def test_one_dispatch_per_minute_even_after_the_lock_is_freed(self) -> None:
+        """A late tick in a minute whose run already finished dispatches nothing."""
+        tick, lock, queue = tick_world("1")
+        assert tick(AT_10_00).dispatched
+        assert lock.release(queue.tokens[0])
+        late = tick(AT_10_00 + timedelta(seconds=40))
+        assert not late.dispatched
+        assert "was dispatched already" in late.reason
+        assert tick(AT_10_03).dispatched
+        assert len(queue.tokens) == 2
 
 
 class TestUniqueDispatch:

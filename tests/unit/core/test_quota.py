@@ -46,3 +46,18 @@ class TestResellerTotal:
         """Forgiveness larger than the usage gives 0, never a negative total."""
         total = reseller_total([LedgerState(u, s) for u, s in pairs], forgiven)
         assert total == max(0, sum(u + s for u, s in pairs) - forgiven)
+
+
+class TestTotalsNeverOverflow:
+    """A reseller total is clamped to what the column holds, and the others are unharmed."""
+
+    def test_clamped_to_bigint(self) -> None:
+        """Two counters of 2^62 + 1 add up past 2^63 - 1: the total is 2^63 - 1."""
+        big = LedgerState(2**62 + 1)
+        assert reseller_total([big, big]) == 2**63 - 1
+
+    @given(st.lists(st.integers(0, 2**63 - 1), max_size=5), st.integers(0, 2**64))
+    def test_always_fits(self, usages: list[int], forgiven: int) -> None:
+        """Whatever the configs hold, the total is within 0..2^63 - 1."""
+        total = reseller_total([LedgerState(u) for u in usages], forgiven)
+        assert 0 <= total <= 2**63 - 1

@@ -11,6 +11,7 @@ from usage_core.readings import (
     HardFailure,
     ListingPage,
     byte_count,
+    out_of_range,
     parse_eylandoo_list_all,
     parse_eylandoo_list_item,
     parse_eylandoo_user,
@@ -41,8 +42,12 @@ class TestByteCount:
         assert byte_count(5) == 5
         assert byte_count("2000000000") == 2_000_000_000
         assert byte_count(1.9) == 1
-        assert byte_count(-1000) == 0
-        assert byte_count(-0.5) == 0
+        # A negative counter cannot be real; 0 would look like a counter reset.
+        assert byte_count(-1000) is None
+        assert byte_count(-0.5) is None
+        assert byte_count(2**63 - 1) == 2**63 - 1
+        assert byte_count(2**63) is None
+        assert byte_count(1e20) is None
         for junk in (True, False, None, "abc", "", "-5", "1.5", " 7", float("nan"), [], {}):
             assert byte_count(junk) is None, junk
 
@@ -114,9 +119,12 @@ class TestEylandoo:
         assert "User not found" in result.reason
 
     def test_numbers_of_every_kind(self) -> None:
-        """Floats truncate, negatives clamp, booleans and nulls fall through."""
+        """Floats truncate, negatives fail, booleans and nulls fall through."""
         assert reading({"total_traffic_bytes": 10.9}) == (10, "total_traffic_bytes")
-        assert reading({"total_traffic_bytes": -1000}) == (0, "total_traffic_bytes")
+        for bad in (-1000, -1.0, 2**63, 1e20):
+            result = parse_eylandoo_user({"total_traffic_bytes": bad})
+            assert isinstance(result, HardFailure), bad
+            assert "total_traffic_bytes is not a byte count" in result.reason
         assert reading({"total_traffic_bytes": True, "upload_bytes": 1, "download_bytes": 2}) == (
             3,
             "upload_bytes + download_bytes",
@@ -153,12 +161,20 @@ class TestEylandoo:
         usage_field_values,
     )
     def test_user_info_total_has_precedence(self, root: dict[str, Any], total: object) -> None:
-        """A usable positive `userInfo.total_traffic_bytes` wins over every flat field."""
+        """A usable `userInfo.total_traffic_bytes` wins over every flat field.
+
+        A usage field holding a number no counter can be fails the whole reply.
+        """
         reply = {**root, "userInfo": {"total_traffic_bytes": total}}
         count = byte_count(total)
         path = parse_eylandoo_user(reply)
-        if count is not None:
+        flat = ("total_traffic_bytes", "upload_bytes", "download_bytes")
+        if any(out_of_range(root.get(name)) for name in flat):
+            assert isinstance(path, HardFailure)
+        elif count is not None:
             assert path == CounterReading(count, "userInfo.total_traffic_bytes")
+        elif out_of_range(total):
+            assert isinstance(path, HardFailure)
         else:
             assert isinstance(path, CounterReading)
             assert not path.path.startswith("userInfo.")

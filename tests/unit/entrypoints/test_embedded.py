@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
-from tests.fakes import InMemoryLock, InMemorySettings, RecordingQueue
+from tests.fakes import InMemoryLock, InMemorySettings, InMemorySlots, RecordingQueue
 from usage_core.dispatch import SchedulerTick, TickResult
 from usage_core.interval import INTERVAL_SETTING_KEY
 from usage_entrypoints.embedded import run_loop, seconds_to_next_minute
@@ -44,7 +44,7 @@ class TestRunLoop:
         released = InMemoryLock(lambda: clock.instant.timestamp())  # noqa: PLW0108 - late binding
 
         def tick(now: datetime) -> TickResult:
-            result = SchedulerTick(settings, released, queue, ZoneInfo("UTC"))(now)
+            result = SchedulerTick(settings, released, queue, ZoneInfo("UTC"), InMemorySlots())(now)
             if result.dispatched:
                 # The inline job finished: its lock is released at once.
                 released.release(queue.tokens[-1])
