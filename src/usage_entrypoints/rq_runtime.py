@@ -74,7 +74,9 @@ def keep_working(make_worker: Callable[[], Any], *, burst: bool, stop: threading
     outage = Outage("usage-sync worker")
     while not stop.is_set():
         try:
-            make_worker().work(burst=burst, with_scheduler=True)
+            # No scheduler process in the worker: retries are re-enqueued at once
+            # (no interval), and the cron entry belongs to `usage-sync scheduler`.
+            make_worker().work(burst=burst, with_scheduler=False)
         except REDIS_DOWN as exc:
             pause = outage.failed(exc)
             stop_on_signals(stop)  # RQ's own handlers belong to the worker that just died
