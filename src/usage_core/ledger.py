@@ -36,6 +36,26 @@ class LedgerState:
         return self.usage_bytes + self.settled_bytes
 
 
+def stored_state(
+    usage_bytes: int, settled_bytes: int, last_counter: int | None, counted_bytes: int | None
+) -> LedgerState:
+    """The ledger a stored row stands for, trusting `usage_bytes` over an older copy of `meta`.
+
+    Each write stores, beside the last counter, the total it brought the config
+    to (`counted_bytes`). The app's reset keeps that total (usage moves into
+    settled), so the two agree again after it. They disagree when an older copy
+    of `meta` was saved over a newer write of ours (the app saves `meta` alone
+    when the usage it loaded was already 0): the column then holds bytes that
+    the stored counter does not account for, and the counter they were counted
+    against is that much further on.
+    """
+    if last_counter is not None and counted_bytes is not None:
+        unaccounted = usage_bytes + settled_bytes - counted_bytes
+        if unaccounted > 0:
+            last_counter += unaccounted
+    return LedgerState(usage_bytes, settled_bytes, last_counter)
+
+
 class StepKind(enum.Enum):
     """How a new counter relates to the last one."""
 

@@ -149,6 +149,9 @@ class LedgerSnapshot:
     config_id: int
     state: LedgerState
     version: object = attrs.field(eq=False, repr=False)
+    # The stored keys disagree with `state` (see `ledger.stored_state`): write
+    # them back even when the counter brings no change.
+    stale: bool = False
 
 
 @attrs.frozen

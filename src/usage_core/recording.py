@@ -105,7 +105,9 @@ def record_counter(
         step = advance(snapshot.state, counter, may_reset=may_reset)
         if step.ignored_drop:
             log_kept_usage(config_id, step)
-        if not step.changed or config_id in configs.save_ledgers([(snapshot, step.after)]):
+        if not (step.changed or snapshot.stale) or config_id in configs.save_ledgers(
+            [(snapshot, step.after)]
+        ):
             if step.kind is StepKind.RESET:
                 log_reset(config_id, step)
             return step

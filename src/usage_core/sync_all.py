@@ -181,7 +181,7 @@ class SyncAllUsage:
             )
             if step.ignored_drop:
                 log_kept_usage(config.id, step)
-            if step.changed:
+            if step.changed or target.item.snapshot.stale:
                 steps.append((target, step))
             else:
                 summary.count(target.type_name, "unchanged")
@@ -200,7 +200,7 @@ class SyncAllUsage:
             except Exception as exc:
                 if isinstance(exc, self.abort_on):
                     raise
-                logger.exception("Failed to write a batch of %s configs", len(batch))
+                _log_failure(exc, "Failed to write a batch of %s configs", len(batch))
                 for target, _ in batch:
                     summary.count(target.type_name, "failed")
                 continue
@@ -266,9 +266,21 @@ class SyncAllUsage:
         except Exception as exc:
             if isinstance(exc, self.abort_on):
                 raise
-            logger.exception("Failed to store the totals of %s resellers", len(changed))
+            _log_failure(exc, "Failed to store the totals of %s resellers", len(changed))
             return
         summary.resellers_updated = len(changed)
+
+
+def _log_failure(exc: Exception, message: str, *args: object) -> None:
+    """Log a failed write: a store error by its one-line reason, anything else with its traceback.
+
+    A store error's cause is the driver's exception, whose text holds the statement
+    and its parameters (other rows' `meta`); the reason names the problem alone.
+    """
+    if isinstance(exc, UsageSyncError):
+        logger.error(f"{message}: %s", *args, exc, extra=ctx(error=str(exc)))
+    else:
+        logger.exception(message, *args)
 
 
 def _log_unread(unread: UnreadConfig) -> None:

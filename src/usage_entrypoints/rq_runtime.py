@@ -3,8 +3,9 @@
 RQ's worker quits on the first Redis error, and rq-scheduler keeps its cron
 entry only in Redis: a Redis restart without persistence used to leave both
 processes alive and nothing scheduled. These loops catch the connection
-errors, wait with a growing pause (at most 30 s), start again with a fresh
-worker, and re-create the scheduler's entry whenever it is missing.
+errors, wait with a growing pause (at most 10 s, so that a due minute after
+Redis returns is rarely missed), start again with a fresh worker, and
+re-create the scheduler's entry whenever it is missing.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from usage_entrypoints.job_names import TICK_JOB
 logger = logging.getLogger(__name__)
 
 TICK_JOB_ID = "usage-sync-tick"
-MAX_PAUSE_S = 30.0
+MAX_PAUSE_S = 10.0
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 
 

@@ -52,10 +52,11 @@ from rq.cron import CronScheduler, get_cron_job_ids
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry
 
-from usage_adapters.redis_lock import RedisLock
+from usage_adapters.redis_lock import RedisDispatchSlots, RedisLock
 from usage_adapters.rq_queue import RqJobQueue
 from usage_core.dispatch import (
     JOB_TIMEOUT_SECONDS,
+    SLOT_TTL_SECONDS,
     UNIQUE_FOR_SECONDS,
     DispatchOutcome,
     dispatch_unique,
@@ -265,6 +266,63 @@ class TestRedisLock:
         assert new is not None
         assert first.release(old) is False
         assert lock_value(redis_db.client) == new
+
+    def test_hold_extends_only_for_the_owner(self, redis_db: RedisDb) -> None:
+        """`hold` renews the owner's TTL; another token changes neither owner nor TTL."""
+        client = redis_db.client
+        lock = RedisLock(client, lock_key())
+        token = lock.acquire(10)
+        assert token is not None
+        assert lock.hold("someone-else", UNIQUE_FOR_SECONDS) is False
+        assert lock_value(client) == token
+        assert 0 < client.ttl(lock_key()) <= 10
+        assert lock.hold(token, UNIQUE_FOR_SECONDS) is True
+        assert lock_value(client) == token
+        assert UNIQUE_FOR_SECONDS - 10 < client.ttl(lock_key()) <= UNIQUE_FOR_SECONDS
+
+    def test_hold_retakes_a_free_lock(self, redis_db: RedisDb) -> None:
+        """A token whose lock expired unclaimed takes it back for the TTL, with the same value."""
+        client = redis_db.client
+        lock = RedisLock(client, lock_key())
+        assert lock.hold("returning-job", UNIQUE_FOR_SECONDS) is True
+        assert lock_value(client) == "returning-job"
+        assert UNIQUE_FOR_SECONDS - 10 < client.ttl(lock_key()) <= UNIQUE_FOR_SECONDS
+        assert lock.acquire(UNIQUE_FOR_SECONDS) is None
+        assert lock.release("returning-job") is True
+
+
+class TestRedisDispatchSlots:
+    """RedisDispatchSlots: one claim per minute key, kept for the slot TTL."""
+
+    def test_same_minute_twice_is_refused_other_minutes_granted(self, redis_db: RedisDb) -> None:
+        """The second claim of a minute fails, from any instance; another minute succeeds."""
+        prefix = "usage-sync:test:slot:"
+        slots = RedisDispatchSlots(redis_db.client, prefix)
+        assert slots.claim("202611241000", SLOT_TTL_SECONDS) is True
+        assert RedisDispatchSlots(redis_db.client, prefix).claim("202611241000", 60) is False
+        assert slots.claim("202611241001", SLOT_TTL_SECONDS) is True
+        assert sorted(redis_db.client.scan_iter(f"{prefix}*")) == [
+            f"{prefix}202611241000".encode(),
+            f"{prefix}202611241001".encode(),
+        ]
+
+    def test_claim_expires_with_its_ttl(self, redis_db: RedisDb) -> None:
+        """A claimed minute's key carries the TTL, and the minute is free again once it lapses."""
+        prefix = "usage-sync:test:slot:"
+        slots = RedisDispatchSlots(redis_db.client, prefix)
+        assert slots.claim("202611241000", 1) is True
+        assert 0 < redis_db.client.pttl(f"{prefix}202611241000") <= 1000
+        time.sleep(1.1)
+        assert slots.claim("202611241000", 1) is True
+
+    def test_tick_claims_its_decided_minute_for_an_hour(
+        self, container: Container, redis_db: RedisDb
+    ) -> None:
+        """A dispatching tick at 10:00:40 claims the deployment's key of minute 10:00 for 3600 s."""
+        assert container.tick()(AT_10_00 + timedelta(seconds=40)).dispatched
+        key = f"usage-sync:{QUEUE}:slot:202611241000"
+        assert SLOT_TTL_SECONDS - 10 < redis_db.client.ttl(key) <= SLOT_TTL_SECONDS
+        assert [k.decode() for k in redis_db.client.scan_iter("usage-sync:*:slot:*")] == [key]
 
 
 # -- 4, 5. the real job path in a SimpleWorker

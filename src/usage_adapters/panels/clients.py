@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ssl
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 
 import httpx
 
@@ -154,8 +154,10 @@ class HttpxPanelClients:
         return PanelReader(channel, DIALECTS[kind](channel, options), options)
 
     def _client(self, panel: Panel, limits: httpx.Limits) -> httpx.Client:
+        url = httpx.URL(panel.url.rstrip("/"))
         return httpx.Client(
-            base_url=panel.url.rstrip("/"),
+            base_url=url.copy_with(userinfo=b"") if url.userinfo else url,
+            auth=UserInfoAuth(url.username, url.password) if url.userinfo else None,
             timeout=self.timeout,
             limits=limits,
             verify=self._ssl_context(panel.verify_tls),
@@ -173,6 +175,26 @@ class HttpxPanelClients:
                 context = httpx.create_ssl_context(verify=verify, trust_env=self._trust_env)
                 self._ssl_contexts[verify] = context
             return context
+
+
+class UserInfoAuth(httpx.Auth):
+    """Basic auth from the panel URL's `user:password@`, for a proxy in front of the panel.
+
+    A request that carries its own `Authorization` (a Marzban or Marzneshin
+    bearer token) keeps it, as the app's HTTP client does: httpx would
+    otherwise replace it with the URL's credentials and the panel would refuse
+    every request.
+    """
+
+    def __init__(self, username: str, password: str) -> None:
+        self._basic = httpx.BasicAuth(username, password)
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """Add the basic credentials unless the request has an `Authorization` already."""
+        if "Authorization" in request.headers:
+            yield request
+        else:
+            yield from self._basic.auth_flow(request)
 
 
 def _longest_phase(timeout: httpx.Timeout) -> float:

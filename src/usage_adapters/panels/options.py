@@ -23,6 +23,8 @@ DEFAULT_PANEL_BUDGET_S = 120.0
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 # Listings carry every user at once (Eylandoo, 3x-ui) or in big pages: ~0.3-1.5 kB a user.
 DEFAULT_MAX_LISTING_BYTES = 512 * 1024 * 1024
+# Pages one listing may take, whatever its `total` says; users past them are read singly.
+MAX_LISTING_PAGES = 100_000
 
 
 @attrs.frozen

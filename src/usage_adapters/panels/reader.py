@@ -4,8 +4,10 @@ A batch of users (`fetch_many`) is read the same way on every panel:
 
 1. its login, once (static keys need none);
 2. the bulk listing, its pages fetched concurrently where it pages, keeping
-   only the requested users. A user listed twice (the listing changed between
-   pages) keeps the reading of the page that arrived last;
+   only the requested users. A user listed twice with different readings (the
+   listing changed between pages) is read singly instead; whatever `total` a
+   panel claims, no more than `MAX_LISTING_PAGES` pages are asked for, and
+   none after a page that came back empty;
 3. a single read for each requested user the listing did not return, whose
    list item has no usable usage field, or, when the listing failed (HTTP
    error, timeout, malformed JSON, unexpected shape), that the failed pages
@@ -52,7 +54,7 @@ from usage_adapters.panels.http import (
     decode_json,
 )
 from usage_adapters.panels.login import Credential, LoginAllowance, SharedLogin
-from usage_adapters.panels.options import ReadOptions
+from usage_adapters.panels.options import MAX_LISTING_PAGES, ReadOptions
 from usage_core.log import ctx
 from usage_core.readings import CounterReading, HardFailure, RemoteResult, UsageResult
 
@@ -479,12 +481,25 @@ class PanelReader:
                     outcome.unreachable = outcome.unreachable or page
             return None
 
+        ended = threading.Event()
+
         def fetch_later(number: int) -> None:
-            fetch(number)
+            # Past the budget no page is asked for; past an empty page neither: the
+            # listing ended sooner than its `total` said.
+            if batch.out_of_time():
+                with lock:
+                    outcome.failure = outcome.failure or f"page {number}: {OUT_OF_TIME}"
+                return
+            if not ended.is_set():
+                page = fetch(number)
+                if page is not None and not page.items:
+                    ended.set()
 
         first = fetch(1)
         if first is not None and first.pages > 1:
-            batch.run(list(range(2, first.pages + 1)), fetch_later)
+            # A `total` no panel has (2^63 - 1, 10^30) must not become that many pages.
+            last = min(first.pages, MAX_LISTING_PAGES)
+            batch.run(range(2, last + 1), fetch_later)
         if outcome.conflicting:
             logger.warning(
                 "%s listed %d users twice with different counters; reading them one by one",

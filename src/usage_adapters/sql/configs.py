@@ -21,6 +21,7 @@ from usage_adapters.sql import tables as t
 from usage_adapters.sql.engine import dialect_of
 from usage_adapters.sql.errors import translated
 from usage_adapters.sql.meta import (
+    COUNTED_KEY,
     LAST_COUNTER_KEY,
     SETTLED_KEY,
     meta_bytes,
@@ -29,7 +30,7 @@ from usage_adapters.sql.meta import (
     parse_meta,
 )
 from usage_core.errors import StoreError
-from usage_core.ledger import LedgerState
+from usage_core.ledger import LedgerState, stored_state
 from usage_core.log import ctx
 from usage_core.model import ConfigFilter, LedgerSnapshot, ResellerConfig, SyncItem
 
@@ -64,11 +65,17 @@ class MetaVersion:
 
 
 def _ledger_of(config_id: int, usage_bytes: int | None, meta: Mapping[str, object]) -> LedgerState:
-    return LedgerState(
-        usage_bytes=int(usage_bytes or 0),
-        settled_bytes=meta_bytes(config_id, meta, SETTLED_KEY) or 0,
-        last_counter=meta_bytes(config_id, meta, LAST_COUNTER_KEY),
+    return stored_state(
+        int(usage_bytes or 0),
+        meta_bytes(config_id, meta, SETTLED_KEY) or 0,
+        meta_bytes(config_id, meta, LAST_COUNTER_KEY),
+        meta_bytes(config_id, meta, COUNTED_KEY),
     )
+
+
+def _is_stale(config_id: int, state: LedgerState, meta: Mapping[str, object]) -> bool:
+    """True when `stored_state` had to move the stored counter on."""
+    return state.last_counter != meta_bytes(config_id, meta, LAST_COUNTER_KEY)
 
 
 def _item(row: Any) -> SyncItem:
@@ -97,7 +104,12 @@ def _item(row: Any) -> SyncItem:
         problem=problem,
     )
     version = MetaVersion(ledger.usage_bytes, row.meta_text, bool(meta))
-    return SyncItem(config, LedgerSnapshot(config.id, ledger, version))
+    return SyncItem(
+        config,
+        LedgerSnapshot(
+            config.id, ledger, version, stale=problem is None and _is_stale(config.id, ledger, meta)
+        ),
+    )
 
 
 class SqlConfigRepository:
@@ -131,7 +143,7 @@ class SqlConfigRepository:
         meta = parse_meta(config_id, row.meta_text)
         state = _ledger_of(config_id, row.usage_bytes, meta)
         version = MetaVersion(state.usage_bytes, row.meta_text, bool(meta))
-        return LedgerSnapshot(config_id, state, version)
+        return LedgerSnapshot(config_id, state, version, stale=_is_stale(config_id, state, meta))
 
     @translated
     def synced_items(self, only: ConfigFilter | None = None) -> list[SyncItem]:
@@ -200,6 +212,7 @@ class SqlConfigRepository:
                     "b_old_meta": version.meta_text or "",
                     "b_usage": after.usage_bytes,
                     "b_counter": after.last_counter,
+                    "b_counted": after.total_bytes,
                     "b_settled": after.settled_bytes,
                 }
             )
@@ -222,7 +235,10 @@ class SqlConfigRepository:
         return self._landed(expected)
 
     def _guarded_update(self, *, base_is_object: bool, sets_settled: bool) -> Any:
-        keys: dict[str, Any] = {LAST_COUNTER_KEY: bindparam("b_counter")}
+        keys: dict[str, Any] = {
+            LAST_COUNTER_KEY: bindparam("b_counter"),
+            COUNTED_KEY: bindparam("b_counted"),
+        }
         if sets_settled:
             keys = {SETTLED_KEY: bindparam("b_settled"), **keys}
         meta = meta_set(self._dialect, _c.meta, base_is_object, keys)
@@ -266,7 +282,7 @@ def _joined_updates(
     the rows' values as a derived table does the same guarded writes in one.
     """
     base = "c.meta" if base_is_object else "'{}'"
-    keys = f"'$.{LAST_COUNTER_KEY}', v.b_counter"
+    keys = f"'$.{LAST_COUNTER_KEY}', v.b_counter, '$.{COUNTED_KEY}', v.b_counted"
     if sets_settled:
         keys = f"'$.{SETTLED_KEY}', v.b_settled, " + keys
     guard = (
@@ -278,7 +294,7 @@ def _joined_updates(
         chunk = params[start : start + _CHUNK]
         rows = " UNION ALL ".join(
             f"SELECT :i{n} AS b_id, :u{n} AS b_old_usage, :m{n} AS b_old_meta, "
-            f":n{n} AS b_usage, :c{n} AS b_counter, :s{n} AS b_settled"
+            f":n{n} AS b_usage, :c{n} AS b_counter, :t{n} AS b_counted, :s{n} AS b_settled"
             for n in range(len(chunk))
         )
         sql = (
@@ -295,6 +311,7 @@ def _joined_updates(
                 f"m{n}": row["b_old_meta"],
                 f"n{n}": row["b_usage"],
                 f"c{n}": row["b_counter"],
+                f"t{n}": row["b_counted"],
                 f"s{n}": row["b_settled"],
             }
         matched += conn.execute(text(sql), bound).rowcount

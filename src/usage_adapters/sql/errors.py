@@ -89,9 +89,11 @@ def translate(exc: SQLAlchemyError) -> DatabaseError:
         return MissingTablesError(reason)
     if "unable to open database file" in lowered:
         return DatabaseUnavailableError(f"cannot open the SQLite file: {reason}")
-    invalidated = isinstance(exc, DBAPIError) and exc.connection_invalidated
-    if invalidated or (sqlstate is None and "connect" in lowered):
-        return DatabaseUnavailableError(f"cannot connect to the server: {reason}")
+    # SQLAlchemy marks a connection that was up and then dropped (killed, server gone).
+    lost = isinstance(exc, DBAPIError) and exc.connection_invalidated
+    if lost or (sqlstate is None and "connect" in lowered):
+        why = "lost the connection to the server" if lost else "cannot connect to the server"
+        return DatabaseUnavailableError(f"{why}: {reason}")
     return DatabaseError(reason)
 
 

@@ -19,6 +19,8 @@ from usage_core.readings import byte_count
 
 SETTLED_KEY = "settled_usage_bytes"
 LAST_COUNTER_KEY = "usage_sync_last_counter"
+# usage + settled as of the write that stored the last counter (see `ledger.stored_state`).
+COUNTED_KEY = "usage_sync_counted_bytes"
 
 
 def parse_meta(config_id: int, text: str | None) -> Mapping[str, object]:

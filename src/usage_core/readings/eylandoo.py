@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from usage_core.readings.base import (
+    MAX_BYTES,
     NO_USAGE_FIELDS,
     CounterReading,
     HardFailure,
@@ -49,8 +50,9 @@ def parse_eylandoo_user(reply: object) -> UsageResult:
     """Read an Eylandoo `GET /api/v1/users/{username}` reply.
 
     Precedence: `success: false` fails; so does a usage field holding a
-    negative number or one above 2^63 - 1 (never read as 0, which would look
-    like a counter reset); then `userInfo.total_traffic_bytes`;
+    negative number or one above 2^63 - 1, or an upload + download pair
+    adding up to more (never read as 0, which would look like a counter
+    reset); then `userInfo.total_traffic_bytes`;
     `userInfo.upload_bytes + download_bytes`; `data.data_used`; the flat
     `total_traffic_bytes`; the flat `upload_bytes + download_bytes`; and with
     none of them, 0 from path `none`.
@@ -64,6 +66,8 @@ def parse_eylandoo_user(reply: object) -> UsageResult:
         return HardFailure(f"the panel replied success: false{detail}")
     bad = _out_of_range_field(root)
     if bad is not None:
+        if " + " in bad:
+            return HardFailure(f"{bad} is above 2^63 - 1")
         return HardFailure(f"{bad} is not a byte count: {preview(_get(root, bad))}")
     user_info = json_object(root.get("userInfo"))
     if user_info is not None:
@@ -89,12 +93,21 @@ def _get(root: Mapping[str, object], path: str) -> object:
 
 
 def _out_of_range_field(root: Mapping[str, object]) -> str | None:
-    """The first usage field holding a number no counter can be, or None."""
+    """The first usage field (or up+down sum) holding a number no counter can be, or None."""
     paths = [*_USAGE_FIELDS, *(f"userInfo.{name}" for name in _USAGE_FIELDS), "data.data_used"]
     for path in paths:
         if out_of_range(_get(root, path)):
             return path
+    for prefix in ("", "userInfo."):
+        pair = _upload_download(_node(root, prefix), prefix)
+        if pair is not None and pair.bytes > MAX_BYTES:
+            return pair.path
     return None
+
+
+def _node(root: Mapping[str, object], prefix: str) -> Mapping[str, object]:
+    found = json_object(_get(root, prefix.rstrip("."))) if prefix else root
+    return found if found is not None else {}
 
 
 def parse_eylandoo_list_item(item: Mapping[str, object]) -> UsageResult:

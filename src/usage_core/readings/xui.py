@@ -5,6 +5,7 @@ from __future__ import annotations
 import attrs
 
 from usage_core.readings.base import (
+    MAX_BYTES,
     CounterReading,
     HardFailure,
     ListingPage,
@@ -16,7 +17,7 @@ from usage_core.readings.base import (
 
 
 def parse_xui_client_traffic(record: object) -> UsageResult:
-    """Read a 3x-ui `ClientTraffic` record: `up + down`, both required."""
+    """Read a 3x-ui `ClientTraffic` record: `up + down`, both required, at most 2^63 - 1."""
     client = json_object(record)
     if client is None:
         return HardFailure("the panel has no traffic record for that client")
@@ -24,6 +25,8 @@ def parse_xui_client_traffic(record: object) -> UsageResult:
     down = byte_count(client.get("down"))
     if up is None or down is None:
         return HardFailure("the client traffic record has no numeric up and down")
+    if up + down > MAX_BYTES:
+        return HardFailure(f"up + down is not a byte count: {up + down}")
     return CounterReading(up + down, "up + down", upload_bytes=up, download_bytes=down)
 
 

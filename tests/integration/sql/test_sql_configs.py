@@ -10,7 +10,7 @@ from original_rows import fetch_row, insert_config, insert_reseller
 from sqlalchemy import text
 
 from usage_adapters.sql.configs import SqlConfigRepository
-from usage_adapters.sql.meta import LAST_COUNTER_KEY, SETTLED_KEY
+from usage_adapters.sql.meta import COUNTED_KEY, LAST_COUNTER_KEY, SETTLED_KEY
 from usage_adapters.sql.resellers import SqlResellerRepository
 from usage_core.errors import StoreError, SupersededReadingError
 from usage_core.ledger import LedgerState
@@ -71,6 +71,7 @@ class TestConfigs:
             "suspended_by_time_window": True,
             "note": "ü/x",
             LAST_COUNTER_KEY: 30,
+            COUNTED_KEY: 1030,
         }
 
     @pytest.mark.parametrize("stored", [None, "[]", "null"])
@@ -86,7 +87,7 @@ class TestConfigs:
                 )
         repo = SqlConfigRepository(original_db.engine)
         assert record_counter(repo, config_id, 42) is not None
-        assert meta_of(original_db, config_id) == {LAST_COUNTER_KEY: 42}
+        assert meta_of(original_db, config_id) == {LAST_COUNTER_KEY: 42, COUNTED_KEY: 42}
 
     def test_unchanged_counter_writes_nothing(self, original_db) -> None:
         """A counter equal to usage_bytes with no key yet leaves the row untouched."""
@@ -227,8 +228,13 @@ class TestBulk:
             80,
             10,
         ]
-        assert meta_of(db, ids[0]) == {LAST_COUNTER_KEY: 80}
-        assert meta_of(db, ids[1]) == {LAST_COUNTER_KEY: 80}
-        assert meta_of(db, ids[2]) == {"settled_usage_bytes": 7, "x": "y", LAST_COUNTER_KEY: 80}
-        assert meta_of(db, ids[3]) == {LAST_COUNTER_KEY: 10, SETTLED_KEY: 50}
+        assert meta_of(db, ids[0]) == {LAST_COUNTER_KEY: 80, COUNTED_KEY: 80}
+        assert meta_of(db, ids[1]) == {LAST_COUNTER_KEY: 80, COUNTED_KEY: 80}
+        assert meta_of(db, ids[2]) == {
+            "settled_usage_bytes": 7,
+            "x": "y",
+            LAST_COUNTER_KEY: 80,
+            COUNTED_KEY: 87,
+        }
+        assert meta_of(db, ids[3]) == {LAST_COUNTER_KEY: 10, SETTLED_KEY: 50, COUNTED_KEY: 60}
         assert fetch_row(db.engine, "reseller_configs", raced)["usage_bytes"] == 0

@@ -8,7 +8,7 @@ import attrs
 import pytest
 
 from tests.fakes import InMemoryLock, InMemorySettings, InMemorySlots, RecordingQueue
-from usage_core.dispatch import SchedulerTick, dispatch_unique
+from usage_core.dispatch import SLOT_TTL_SECONDS, SchedulerTick, dispatch_unique, slot_of
 from usage_core.interval import INTERVAL_SETTING_KEY
 
 AT_10_00 = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
@@ -25,13 +25,26 @@ class Seconds:
         return self.now
 
 
+class RecordingSlots(InMemorySlots):
+    """Claimed minutes, with every claim asked for and its TTL."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[tuple[str, int]] = []
+
+    def claim(self, slot: str, ttl_seconds: int) -> bool:
+        self.asked.append((slot, ttl_seconds))
+        return super().claim(slot, ttl_seconds)
+
+
 def tick_world(
-    raw: str | None, tz: str = "UTC"
+    raw: str | None, tz: str = "UTC", slots: InMemorySlots | None = None
 ) -> tuple[SchedulerTick, InMemoryLock, RecordingQueue]:
-    """A tick over in-memory settings, lock and queue."""
+    """A tick over in-memory settings, lock, queue and claimed minutes."""
     settings = InMemorySettings({} if raw is None else {INTERVAL_SETTING_KEY: raw})
     lock, queue = InMemoryLock(Seconds()), RecordingQueue()
-    return SchedulerTick(settings, lock, queue, ZoneInfo(tz), InMemorySlots()), lock, queue
+    claimed = InMemorySlots() if slots is None else slots
+    return SchedulerTick(settings, lock, queue, ZoneInfo(tz), claimed), lock, queue
 
 
 class TestTick:
@@ -108,6 +121,56 @@ class TestTick:
         assert "was dispatched already" in late.reason
         assert tick(AT_10_03).dispatched
         assert len(queue.tokens) == 2
+
+
+class TestDispatchSlots:
+    """A dispatching tick claims its minute once, as a UTC key, for an hour."""
+
+    def test_slot_is_the_decided_minute_in_utc(self) -> None:
+        """Ticks at :00 s and :59 s of one minute claim the same key, for SLOT_TTL_SECONDS."""
+        slots = RecordingSlots()
+        tick, _, _ = tick_world("1", slots=slots)
+        assert tick(AT_10_00 + timedelta(seconds=59, microseconds=999)).dispatched
+        assert not tick(AT_10_00).dispatched
+        assert slots.asked == [("202611241000", SLOT_TTL_SECONDS)] * 2
+
+    def test_slot_does_not_depend_on_the_timezone(self) -> None:
+        """In Asia/Tehran, 10:00 UTC's tick claims 202611241000, whatever the local time."""
+        slots = RecordingSlots()
+        tick, _, _ = tick_world("30", tz="Asia/Tehran", slots=slots)
+        tehran = AT_10_00.astimezone(ZoneInfo("Asia/Tehran"))
+        assert tick(tehran).dispatched
+        assert slots.claimed == {"202611241000"}
+        assert slot_of(tehran) == slot_of(AT_10_00)
+
+    def test_different_minutes_are_claimed_separately(self) -> None:
+        """Two dispatch minutes each get their own claim and their own dispatch."""
+        slots = RecordingSlots()
+        tick, lock, queue = tick_world("1", slots=slots)
+        assert tick(AT_10_00).dispatched
+        assert lock.release(queue.tokens[0])
+        assert tick(AT_10_00 + timedelta(minutes=1)).dispatched
+        assert slots.claimed == {"202611241000", "202611241001"}
+
+    def test_no_claim_without_a_dispatch_decision(self) -> None:
+        """An off minute and a dry run claim nothing, so the real tick of a minute still runs."""
+        slots = RecordingSlots()
+        tick, _, _ = tick_world("5", slots=slots)
+        assert not tick(AT_10_03).dispatched
+        assert not tick(AT_10_00, dry_run=True).dispatched
+        assert slots.asked == []
+        assert tick(AT_10_00).dispatched
+
+    def test_a_refused_claim_leaves_the_lock_alone(self) -> None:
+        """A tick whose minute was claimed elsewhere neither takes the lock nor queues."""
+        slots = RecordingSlots()
+        slots.claimed.add("202611241000")
+        tick, lock, queue = tick_world("1", slots=slots)
+        result = tick(AT_10_00)
+        assert not result.dispatched
+        assert result.reason == "skipped: minute 202611241000 was dispatched already"
+        assert lock.remaining_seconds() is None
+        assert queue.tokens == []
 
 
 class TestUniqueDispatch:

@@ -1,10 +1,10 @@
 """The usage ledger: counters become deltas, resets become settled bytes."""
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from usage_core.ledger import LedgerState, StepKind, advance
+from usage_core.ledger import LedgerState, StepKind, advance, stored_state
 
 counters = st.integers(0, 2**50)
 
@@ -77,3 +77,81 @@ class TestAdvance:
             previous = counter
             state = advance(state, counter).after
         assert state.total_bytes == expected
+
+
+class TestStoredState:
+    """`stored_state` reads a row whose `meta` may be an older copy than its usage column."""
+
+    def test_consistent_row_is_taken_as_stored(self) -> None:
+        """A row whose total matches its stamp keeps its stored counter."""
+        assert stored_state(300, 700, 5000, 1000) == LedgerState(300, 700, 5000)
+
+    def test_app_reset_keeps_the_stored_counter(self) -> None:
+        """The app's reset moves usage into settled: the total, and so the counter, stand."""
+        assert stored_state(0, 1000, 5000, 1000) == LedgerState(0, 1000, 5000)
+
+    def test_older_meta_over_a_newer_write_moves_the_counter_on(self) -> None:
+        """Usage the stored counter does not account for was counted against a later counter."""
+        # Stored at counter 5000 with usage 0; a sync then wrote usage 200 at counter
+        # 5200, and the app saved its older copy of meta over it.
+        state = stored_state(200, 1000, 5000, 1000)
+        assert state == LedgerState(200, 1000, 5200)
+        assert not advance(state, 5200).changed
+
+    def test_rows_without_a_stamp_are_taken_as_stored(self) -> None:
+        """Rows written before the stamp existed keep today's rule."""
+        assert stored_state(200, 0, 5000, None) == LedgerState(200, 0, 5000)
+        assert stored_state(200, 0, None, 100) == LedgerState(200, 0, None)
+
+    @given(
+        st.lists(
+            st.tuples(st.sampled_from(["grow", "sync", "load", "save", "reset"]), counters),
+            max_size=40,
+        )
+    )
+    @example([("sync", 0), ("load", 0), ("grow", 7), ("sync", 0), ("save", 0)])
+    @settings(max_examples=300)
+    def test_older_meta_saves_never_count_a_byte_twice(self, events: list[tuple[str, int]]) -> None:
+        """Syncs, app resets and the app's meta-only saves of older copies converge exactly."""
+        counter = lifetime = 0
+        usage = 0
+        meta: dict[str, int] = {}
+        copy: dict[str, int] | None = None
+
+        def sync() -> None:
+            nonlocal usage, meta
+            state = stored_state(
+                usage,
+                meta.get("settled", 0),
+                meta.get("counter"),
+                meta.get("counted"),
+            )
+            after = advance(state, counter).after
+            usage = after.usage_bytes
+            meta = {
+                "settled": after.settled_bytes,
+                "counter": counter,
+                "counted": after.total_bytes,
+            }
+            assert usage + meta["settled"] <= lifetime
+
+        for event, amount in events:
+            if event == "grow":
+                counter += amount
+                lifetime += amount
+            elif event == "sync":
+                sync()
+            elif event == "load" and usage == 0:
+                # The app loads a config whose usage is 0, so its save writes meta alone.
+                copy = dict(meta)
+            elif event == "save" and copy is not None:
+                meta, copy = copy, None
+            elif event == "reset":
+                # The app's reset and a panel reset that succeeds, each seen by a sync (a
+                # reset and regrowth between two syncs is what a counter cannot tell).
+                sync()
+                meta = {**meta, "settled": meta.get("settled", 0) + usage}
+                usage, counter, copy = 0, 0, None
+                sync()
+        sync()
+        assert usage + meta.get("settled", 0) == lifetime

@@ -1,5 +1,6 @@
 """`SyncRun`: lock, run, record, release, the same for every way a sync is started."""
 
+import logging
 from datetime import UTC, datetime
 
 import attrs
@@ -120,6 +121,51 @@ class TestSyncRun:
         assert old != new
         run.dispatched(old, last_try=True)
         assert lock.remaining_seconds() is not None
+
+    def test_job_whose_lock_passed_to_another_run_does_nothing(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A job holding a stale token neither runs, records, nor touches the new owner's lock."""
+        clock = Seconds()
+        # Reads that fail: had the job run, it would raise.
+        run, lock, history = sync_run(clock, broken=True)
+        old = lock.acquire(300)
+        clock.now = 301
+        new = lock.acquire(300)
+        assert old
+        assert new
+        clock.now = 350
+        with caplog.at_level(logging.WARNING, logger="usage_core.run"):
+            summary = run.dispatched(old, last_try=True)
+        assert summary == {"skipped": "the unique lock belongs to another run"}
+        assert history.summaries == []
+        assert (lock.token, lock.remaining_seconds()) == (new, 251)
+        assert "SyncResellerUsageJob not run" in caplog.text
+
+    def test_job_holding_its_lock_renews_it_for_the_run(self) -> None:
+        """The owner's token renews the lock's 300 s before running, kept for a retry."""
+        clock = Seconds()
+        run, lock, history = sync_run(clock, broken=True)
+        token = lock.acquire(300)
+        assert token
+        clock.now = 250
+        with pytest.raises(RuntimeError):
+            run.dispatched(token, last_try=False)
+        assert (lock.token, lock.remaining_seconds()) == (token, 300)
+        assert history.summaries == []
+
+    def test_job_whose_lock_expired_unclaimed_retakes_it_and_runs(self) -> None:
+        """A job brought back after its lock expired, with no run in between, runs and frees it."""
+        clock = Seconds()
+        run, lock, history = sync_run(clock)
+        token = lock.acquire(300)
+        assert token
+        clock.now = 1000
+        assert lock.remaining_seconds() is None
+        assert run.dispatched(token, last_try=False)["configs"] == 0
+        assert len(history.summaries) == 1
+        assert lock.remaining_seconds() is None
+        assert lock.acquire(300) is not None
 
     def test_with_tries_retries_once_then_gives_up(self) -> None:
         """Inline, a failing run is tried twice, and the lock is freed after the second."""
