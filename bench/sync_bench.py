@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import pstats
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,7 +30,7 @@ from typing import Any
 
 from redis import Redis
 from rq import Queue, Worker
-from sqlalchemy import create_engine, event, insert, text
+from sqlalchemy import create_engine, event, insert, select, text, update
 from sqlalchemy.engine import URL, Engine, make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -37,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from original_strategy import run_original_strategy
 from usage_adapters.sql import tables as t
 from usage_adapters.sql.engine import create_store_engine
+from usage_adapters.sql.meta import COUNTED_KEY, LAST_COUNTER_KEY, SETTLED_KEY
 from usage_entrypoints.container import build_container
 from usage_sandbox.emulator import EmulatedUser, PanelEmulator
 
@@ -44,6 +46,7 @@ KINDS = ("eylandoo", "marzban", "marzneshin", "xui")
 ADMIN, PASSWORD, API_KEY = "admin", "bench-password", "bench-api-key"
 FILL_CHUNK = 20_000
 OUTCOMES = ("updated", "unchanged", "failed", "skipped", "resets")
+MAX_REPORTED_WRONG = 10
 
 
 def upload_of(i: int) -> int:
@@ -262,17 +265,129 @@ def fill_database(
     return time.perf_counter() - started
 
 
-def verify(url: str) -> tuple[int, int]:
-    """(configs whose usage equals their panel counter, configs)."""
+def expected_counter(config_id: int) -> int:
+    """The panel counter the config with `config_id` must end with (usage and ledger)."""
+    i = (config_id - 1) // 4
+    return upload_of(i) + download_of(i)
+
+
+@dataclasses.dataclass
+class Verification:
+    """What the database holds against what the panels say, after a sync."""
+
+    configs: int = 0
+    good_configs: int = 0
+    resellers: int = 0
+    good_resellers: int = 0
+    wrong_rows: int = 0
+    wrong: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Every config and every reseller total as expected (and at least one config)."""
+        return bool(self.configs) and not self.wrong_rows
+
+    def note(self, problem: str) -> None:
+        """Count one wrong row; the first few are kept word for word."""
+        self.wrong_rows += 1
+        if len(self.wrong) < MAX_REPORTED_WRONG:
+            self.wrong.append(problem)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The figures for the report."""
+        return {
+            "ok": self.ok,
+            "configs": f"{self.good_configs}/{self.configs}",
+            "resellers": f"{self.good_resellers}/{self.resellers}",
+            "wrong_rows": self.wrong_rows,
+            "wrong": self.wrong,
+        }
+
+
+def verify(url: str) -> Verification:
+    """Check every config's usage and ledger keys, and every reseller's total."""
     engine = create_store_engine(url)
-    good = total = 0
+    result = Verification()
+    expected_totals: dict[int, int] = {}
     with engine.connect() as conn:
-        for row in conn.execute(text("SELECT id, usage_bytes FROM reseller_configs")):
-            i = (row.id - 1) // 4
-            total += 1
-            good += row.usage_bytes == upload_of(i) + download_of(i)
+        rows = conn.execute(
+            select(
+                t.reseller_configs.c.id,
+                t.reseller_configs.c.reseller_id,
+                t.reseller_configs.c.usage_bytes,
+                t.reseller_configs.c.meta,
+            )
+        )
+        for row in rows:
+            result.configs += 1
+            counter = expected_counter(row.id)
+            expected_totals[row.reseller_id] = expected_totals.get(row.reseller_id, 0) + counter
+            problem = _config_problem(row.usage_bytes, row.meta, counter)
+            if problem:
+                result.note(f"config {row.id}: {problem}")
+            else:
+                result.good_configs += 1
+        for row in conn.execute(select(t.resellers.c.id, t.resellers.c.traffic_used_bytes)):
+            result.resellers += 1
+            expected = expected_totals.get(row.id, 0)
+            if row.traffic_used_bytes == expected:
+                result.good_resellers += 1
+            else:
+                result.note(
+                    f"reseller {row.id}: traffic_used_bytes {row.traffic_used_bytes}, "
+                    f"expected {expected}"
+                )
     engine.dispose()
-    return good, total
+    return result
+
+
+def _config_problem(usage: int, meta: Any, counter: int) -> str | None:
+    """What is wrong with one config's usage and ledger keys, or None."""
+    if usage != counter:
+        return f"usage_bytes {usage}, expected {counter}"
+    document = json.loads(meta) if isinstance(meta, str) else meta
+    if not isinstance(document, dict):
+        return f"meta is {meta!r}, expected the ledger keys"
+    for key in (LAST_COUNTER_KEY, COUNTED_KEY):
+        if document.get(key) != counter:
+            return f"meta.{key} {document.get(key)!r}, expected {counter}"
+    if document.get(SETTLED_KEY, 0) != 0:
+        return f"meta.{SETTLED_KEY} {document[SETTLED_KEY]!r}, expected none"
+    return None
+
+
+CORRUPTIONS = ("usage", "ledger", "total")
+
+
+def corrupt_one_row(url: str, what: str, configs: int) -> str:
+    """Tamper with one config's usage or ledger key, or one reseller's total; which."""
+    engine = create_store_engine(url)
+    victim = configs // 2 + 1
+    c = t.reseller_configs.c
+    with engine.begin() as conn:
+        if what == "usage":
+            conn.execute(
+                update(t.reseller_configs)
+                .where(c.id == victim)
+                .values(usage_bytes=c.usage_bytes + 1)
+            )
+            name = f"config {victim}"
+        elif what == "ledger":
+            meta = conn.execute(select(c.meta).where(c.id == victim)).scalar_one()
+            document = dict(json.loads(meta) if isinstance(meta, str) else meta or {})
+            document[LAST_COUNTER_KEY] = int(document.get(LAST_COUNTER_KEY) or 0) + 1
+            conn.execute(update(t.reseller_configs).where(c.id == victim).values(meta=document))
+            name = f"config {victim}"
+        else:
+            r = t.resellers.c
+            conn.execute(
+                update(t.resellers)
+                .where(r.id == 1)
+                .values(traffic_used_bytes=r.traffic_used_bytes + 1)
+            )
+            name = "reseller 1"
+    engine.dispose()
+    return name
 
 
 # -- the measured runs, each in a fresh process so that its peak RSS is its own
@@ -435,6 +550,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=3.0,
         help="remote operations a second per panel (usage_sync.remote_operations_per_second)",
     )
+    parser.add_argument(
+        "--corrupt-one-row",
+        choices=CORRUPTIONS,
+        default=None,
+        help="after the sync, tamper with one config's usage or ledger key, or one reseller's "
+        "total, to check that verification catches it (the run then exits 1)",
+    )
     parser.add_argument("--_child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--_env", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -481,7 +603,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             ours = child("ours", env, args.profile)
         stats = emulators.stats()
-        good, total = verify(url)
+        corrupted = corrupt_one_row(url, args.corrupt_one_row, n) if args.corrupt_one_row else None
+        verification = verify(url)
         report: dict[str, Any] = {
             "configs": n,
             "resellers": resellers,
@@ -494,7 +617,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "peak_rss_mb": round(ours["peak_rss_mb"], 1),
             "statements": ours["statements"],
             "statement_rows": ours["rows"],
-            "verified": f"{good}/{total}",
+            "verified": verification.as_dict(),
+            "corrupted": corrupted,
             "requests": requests_of(stats),
             "emulators": emulator_throughput(stats, ours["wall_s"]),
             "summary": {k: ours["summary"].get(k) for k in OUTCOMES},
@@ -525,10 +649,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             report["profile_top"] = ours["profile_top"]
     finally:
         emulators.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
         print_report(report)
+    if not verification.ok:
+        print(
+            f"VERIFICATION FAILED: {verification.wrong_rows} wrong rows: "
+            + "; ".join(verification.wrong),
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -547,9 +679,18 @@ def print_report(report: dict[str, Any]) -> None:
     print(
         f"  full sync: {report['wall_s']:.2f} s, {report['configs_per_s']} configs/s, "
         f"peak RSS {report['peak_rss_mb']:.0f} MB, {report['statements']} SQL statements "
-        f"({report['statement_rows']} rows), verified {report['verified']}"
+        f"({report['statement_rows']} rows)"
     )
     print(f"  summary: {report['summary']}")
+    if report.get("corrupted"):
+        print(f"  tampered with on purpose after the sync: {report['corrupted']}")
+    checked = report["verified"]
+    print(
+        f"  verified: configs (usage and ledger keys) {checked['configs']}, "
+        f"reseller totals {checked['resellers']}" + ("" if checked["ok"] else " FAILED")
+    )
+    for problem in checked["wrong"]:
+        print(f"    wrong: {problem}")
     for kind, r in report["requests"].items():
         e = report["emulators"][kind]
         print(
