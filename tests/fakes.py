@@ -130,7 +130,7 @@ class InMemoryPanels:
         return self.rows.get(panel_id)
 
     def first_of_type(self, panel_type: str) -> Panel | None:
-        matching = sorted(p.id for p in self.rows.values() if p.panel_type == panel_type)
+        matching = sorted(p.id for p in self.rows.values() if p.type_name == panel_type)
         return self.rows[matching[0]] if matching else None
 
     def all(self) -> list[Panel]:

@@ -13,12 +13,19 @@ from usage_core.ledger import LedgerState
 
 
 class PanelType(enum.StrEnum):
-    """The panel types usage-sync can read usage from (`panels.panel_type`)."""
+    """The panel types usage-sync knows.
+
+    The first four are values of the app's `panels.panel_type`; the others are
+    named by a panel row's `extra.usage_sync_panel_type` (see `Panel.type_name`).
+    """
 
     EYLANDOO = "eylandoo"
     MARZBAN = "marzban"
     MARZNESHIN = "marzneshin"
     XUI = "xui"
+    PASARGUARD = "pasarguard"
+    HIDDIFY = "hiddify"
+    REMNAWAVE = "remnawave"
 
     @property
     def label(self) -> str:
@@ -31,7 +38,16 @@ _LABELS = {
     PanelType.MARZBAN: "Marzban",
     PanelType.MARZNESHIN: "Marzneshin",
     PanelType.XUI: "XUI",
+    PanelType.PASARGUARD: "PasarGuard",
+    PanelType.HIDDIFY: "Hiddify",
+    PanelType.REMNAWAVE: "Remnawave",
 }
+
+# The key of a panel row's `extra` that names the panel's real type, for types
+# the app's `panels.panel_type` (an enum on MySQL) cannot hold.
+PANEL_TYPE_KEY = "usage_sync_panel_type"
+# How much of an unknown type name a message repeats.
+_TYPE_NAME_PREVIEW = 40
 
 
 def panel_type_of(value: str) -> PanelType | None:
@@ -86,6 +102,39 @@ class Panel:
     is_active: bool = True
     # Why the panel cannot be used (e.g. a credential that does not decrypt), or None.
     problem: str | None = None
+
+    @property
+    def names_its_type(self) -> bool:
+        """True when `extra.usage_sync_panel_type` is set: it, not `panel_type`, decides."""
+        return self.extra.get(PANEL_TYPE_KEY) not in (None, "")
+
+    @property
+    def type_name(self) -> str:
+        """The type whose API the panel speaks: `extra.usage_sync_panel_type`, else `panel_type`.
+
+        The name in `extra` is read case-insensitively, spaces around it ignored.
+        """
+        if not self.names_its_type:
+            return self.panel_type
+        named = self.extra[PANEL_TYPE_KEY]
+        return named.strip().lower() if isinstance(named, str) else repr(named)
+
+    @property
+    def kind(self) -> PanelType | None:
+        """The supported type the panel speaks, or None (see `type_problem`)."""
+        return panel_type_of(self.type_name)
+
+    @property
+    def type_problem(self) -> str | None:
+        """Why no client can speak to the panel by its type, or None."""
+        if self.kind is not None:
+            return None
+        # Escaped control characters can make a short name long: cut the repr too.
+        name = repr(self.type_name[:_TYPE_NAME_PREVIEW])[: 2 * _TYPE_NAME_PREVIEW]
+        if self.names_its_type:
+            known = ", ".join(kind.value for kind in PanelType)
+            return f"extra.{PANEL_TYPE_KEY} names an unknown panel type {name} (known: {known})"
+        return f"unsupported panel type {name}"
 
     @property
     def display_url(self) -> str:

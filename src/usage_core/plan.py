@@ -86,8 +86,8 @@ def plan_sync(
             unread.append(UnreadConfig(config, Unread.NO_PANEL, config.panel_type, ""))
             continue
         panel_type = effective_panel_type(config, panel)
-        label = panel_type.label if panel_type else panel.panel_type
-        type_name = panel_type.value if panel_type else panel.panel_type
+        label = panel_type.label if panel_type else panel.type_name
+        type_name = panel_type.value if panel_type else panel.type_name
         if panel_type is PanelType.EYLANDOO:
             eylandoo += 1
         username = panel_username(config, panel_type)

@@ -70,13 +70,13 @@ def fetch_usage(
 ) -> tuple[str, UsageResult]:
     """Fetch one config's counter from its resolved panel, with the seed's log lines."""
     panel_type = effective_panel_type(config, panel)
-    if panel_type is not None and panel.panel_type != config.panel_type:
+    if panel_type is not None and panel.type_name != config.panel_type:
         logger.warning(
             "Config %s has panel_type %s but panel %s is %s; using the panel's type",
             config.id,
             config.panel_type,
             panel.id,
-            panel.panel_type,
+            panel.type_name,
             extra=ctx(config_id=config.id, panel_id=panel.id),
         )
     label = panel_type.label if panel_type else config.panel_type

@@ -47,14 +47,14 @@ class PanelDirectory:
         self._first_of_type: dict[str, Panel] = {}
         for panel in sorted(panels, key=lambda p: p.id):
             self._by_id[panel.id] = panel
-            self._first_of_type.setdefault(panel.panel_type, panel)
+            self._first_of_type.setdefault(panel.type_name, panel)
 
     def get(self, panel_id: int) -> Panel | None:
         """The panel with this id, or None."""
         return self._by_id.get(panel_id)
 
     def first_of_type(self, panel_type: str) -> Panel | None:
-        """The panel of this type with the lowest id, or None."""
+        """The panel of this type (`Panel.type_name`) with the lowest id, or None."""
         return self._first_of_type.get(panel_type)
 
     def owned_by(self, panel_ids: frozenset[int]) -> ConfigFilter:
@@ -78,5 +78,11 @@ def panel_username(config: ResellerConfig, panel_type: PanelType | None) -> str:
 
 
 def effective_panel_type(config: ResellerConfig, panel: Panel) -> PanelType | None:
-    """The type whose API the panel speaks: the panel's own, else the config's."""
-    return panel_type_of(panel.panel_type) or panel_type_of(config.panel_type)
+    """The type whose API the panel speaks: the panel's own, else the config's.
+
+    A type named in the panel's `extra` decides alone, whatever the config's
+    `panel_type` column holds; an unknown name there is None, never the config's.
+    """
+    if panel.names_its_type:
+        return panel.kind
+    return panel.kind or panel_type_of(config.panel_type)

@@ -47,7 +47,7 @@ def header_lines(report: SyncOneReport) -> list[str]:
             "",
             "🔧 Panel Information:",
             f"  Panel Name: {report.panel.name}",
-            f"  Panel Type: {report.panel.panel_type}",
+            f"  Panel Type: {report.panel.type_name}",
             f"  URL: {report.panel.display_url}",
         ]
     lines += ["", "📡 Fetching usage from panel...", ""]
@@ -118,6 +118,7 @@ def report_document(report: SyncOneReport) -> dict[str, Any]:
             "id": panel.id,
             "name": panel.name,
             "panel_type": panel.panel_type,
+            "type_name": panel.type_name,
             "url": panel.display_url,
         }
     if reading is not None:

@@ -26,7 +26,7 @@ from usage_adapters.panels.options import (
 from usage_adapters.panels.reader import PanelReader
 from usage_adapters.panels.redaction import install_http_library_log_filter
 from usage_adapters.panels.xui import XuiDialect
-from usage_core.model import Panel, PanelType, panel_type_of
+from usage_core.model import Panel, PanelType
 from usage_core.ports import PanelSession
 from usage_core.readings import HardFailure, RemoteResult, UsageResult
 
@@ -38,7 +38,8 @@ DEFAULT_USER_AGENT = "usage-sync/0.1"
 
 DialectFactory = Callable[[HttpChannel, ReadOptions], PanelDialect]
 
-# Which dialect speaks to a panel of each type.
+# Which dialect speaks to a panel of each type (`Panel.kind`); a type without
+# an entry fails its panel's reads with a clear reason.
 DIALECTS: Mapping[PanelType, DialectFactory] = {
     PanelType.EYLANDOO: EylandooDialect,
     PanelType.MARZBAN: MarzbanDialect,
@@ -133,9 +134,12 @@ class HttpxPanelClients:
 
     def open(self, panel: Panel) -> PanelSession:
         """A session with `panel`; nothing is sent until the first fetch."""
-        kind = panel_type_of(panel.panel_type)
+        kind = panel.kind
         if kind is None:
-            return FailingSession(HardFailure(f"unsupported panel type {panel.panel_type[:40]!r}"))
+            return FailingSession(HardFailure(panel.type_problem or "unknown panel type"))
+        dialect = DIALECTS.get(kind)
+        if dialect is None:
+            return FailingSession(HardFailure(f"no client speaks panel type {kind.value!r}"))
         problem = panel.problem  # e.g. credentials that do not decrypt
         if problem:
             return FailingSession(HardFailure(str(problem)))
@@ -151,7 +155,7 @@ class HttpxPanelClients:
         except httpx.InvalidURL:
             return FailingSession(HardFailure("the panel URL is not a valid URL"))
         channel = HttpChannel(panel, client, self.max_body_bytes)
-        return PanelReader(channel, DIALECTS[kind](channel, options), options)
+        return PanelReader(channel, dialect(channel, options), options)
 
     def _client(self, panel: Panel, limits: httpx.Limits) -> httpx.Client:
         url = httpx.URL(panel.url.rstrip("/"))

@@ -58,9 +58,20 @@ class SqlPanelRepository:
 
     @translated
     def first_of_type(self, panel_type: str) -> Panel | None:
-        """The panel of this type with the lowest id, or None."""
+        """The panel of this type (`Panel.type_name`) with the lowest id, or None.
+
+        The type may be named in `extra`, which SQL cannot compare alike on
+        every database: the few rows' types are read and compared here.
+        """
         p = t.panels.c
-        return self._one(_PANEL_QUERY.where(p.panel_type == panel_type).order_by(p.id))
+        query = select(p.id, p.panel_type, cast(p.extra, Text).label("extra")).order_by(p.id)
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).all()
+        for row in rows:
+            typed = Panel(row.id, "", "", row.panel_type, extra=_extra(row.id, row.extra))
+            if typed.type_name == panel_type:
+                return self.get(row.id)
+        return None
 
     @translated
     def all(self) -> list[Panel]:

@@ -121,10 +121,36 @@ class TestEveryPanel:
 
     def test_unsupported_panel_type(self, clients: HttpxPanelClients) -> None:
         """A panel type without a gateway gives a session that always fails."""
-        panel = Panel(id=9, name="h", url="http://127.0.0.1:9", panel_type="hiddify")
+        panel = Panel(id=9, name="h", url="http://127.0.0.1:9", panel_type="v2ray")
         session = clients.open(panel)
-        assert failure(session.fetch_usage("alice")).reason == "unsupported panel type 'hiddify'"
+        assert failure(session.fetch_usage("alice")).reason == "unsupported panel type 'v2ray'"
         session.close()
+
+    def test_unknown_type_named_in_extra(self, clients: HttpxPanelClients) -> None:
+        """An unknown `extra.usage_sync_panel_type` fails its panel by name, sending nothing."""
+        panel = Panel(
+            id=9,
+            name="h",
+            url="http://127.0.0.1:9",
+            panel_type="marzban",
+            extra={"usage_sync_panel_type": "nosuch"},
+        )
+        session = clients.open(panel)
+        reason = failure(session.fetch_usage("alice")).reason
+        assert reason.startswith(
+            "extra.usage_sync_panel_type names an unknown panel type 'nosuch' (known: "
+        )
+        session.close()
+
+    def test_type_named_in_extra_chooses_the_client(
+        self, variant: Callable[..., PanelEmulator], open_session: OpenSession
+    ) -> None:
+        """A row stored as `other` that names the emulator's type in extra reads through it."""
+        panel = variant(users={"alice": 4_096})
+        session = open_session(
+            panel, panel_type="other", extra={"usage_sync_panel_type": panel.kind.upper()}
+        )
+        assert reading(session.fetch_usage("alice")).bytes == 4_096
 
     def test_invalid_url_is_a_hard_failure(self, clients: HttpxPanelClients) -> None:
         """A panel URL httpx cannot parse fails at fetch time instead of raising."""

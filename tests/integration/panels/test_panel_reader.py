@@ -260,9 +260,9 @@ class TestListing:
 
     def test_unsupported_panel_type_fails_every_name(self) -> None:
         """A session that cannot exist answers `fetch_many` with its one failure."""
-        panel = Panel(id=9, name="h", url="http://127.0.0.1:9", panel_type="hiddify")
+        panel = Panel(id=9, name="h", url="http://127.0.0.1:9", panel_type="v2ray")
         session = HttpxPanelClients().open(panel)
-        expected = HardFailure("unsupported panel type 'hiddify'")
+        expected = HardFailure("unsupported panel type 'v2ray'")
         assert session.fetch_many(["a", "b"]) == {"a": expected, "b": expected}
         session.close()
 

@@ -45,3 +45,20 @@ class TestPanels:
         assert panel is not None
         assert panel.id == first
         assert repo.first_of_type("xui") is None
+
+    def test_first_of_type_reads_the_type_named_in_extra(self, original_db) -> None:
+        """A row stored as `other` naming `pasarguard` in extra is the first PasarGuard panel."""
+        insert_panel(original_db.engine, panel_type="other", app_key=None)
+        named = insert_panel(
+            original_db.engine,
+            panel_type="other",
+            extra={"usage_sync_panel_type": "pasarguard"},
+            app_key=None,
+        )
+        repo = SqlPanelRepository(original_db.engine)
+        panel = repo.first_of_type("pasarguard")
+        assert panel is not None
+        assert (panel.id, panel.type_name, panel.panel_type) == (named, "pasarguard", "other")
+        other = repo.first_of_type("other")
+        assert other is not None
+        assert other.id != named

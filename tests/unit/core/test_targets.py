@@ -4,8 +4,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.fakes import InMemoryPanels
-from usage_core.model import ConfigFilter, Panel, ResellerConfig
-from usage_core.targets import PanelDirectory, resolve_panel
+from usage_core.model import ConfigFilter, Panel, PanelType, ResellerConfig
+from usage_core.targets import PanelDirectory, effective_panel_type, resolve_panel
 
 TYPES = ["marzban", "eylandoo", "xui"]
 
@@ -54,3 +54,44 @@ class TestResolvePanel:
             frozenset({1}), frozenset({"marzban"})
         )
         assert directory.owned_by(frozenset({2})) == ConfigFilter(frozenset({2}), frozenset())
+
+
+class TestPanelNamesItsType:
+    """`extra.usage_sync_panel_type` decides the type a panel row speaks."""
+
+    def test_extra_overrides_the_column_and_the_config(self) -> None:
+        """A panel stored as `other` naming `pasarguard` speaks PasarGuard to a Marzban config."""
+        panel = Panel(3, "pg", "u", "other", extra={"usage_sync_panel_type": " PasarGuard "})
+        assert panel.type_name == "pasarguard"
+        assert panel.kind is PanelType.PASARGUARD
+        assert panel.type_problem is None
+        assert effective_panel_type(config(3, "marzban"), panel) is PanelType.PASARGUARD
+
+    def test_without_the_key_the_column_decides_and_the_config_fills_in(self) -> None:
+        """Rows without the key keep the earlier rule: the panel's type, else the config's."""
+        assert Panel(1, "m", "u", "marzban").type_name == "marzban"
+        other = Panel(2, "o", "u", "other", extra={"usage_sync_panel_type": ""})
+        assert effective_panel_type(config(2, "xui"), other) is PanelType.XUI
+        assert other.type_problem == "unsupported panel type 'other'"
+
+    @given(st.one_of(st.text(max_size=60), st.integers(), st.booleans(), st.lists(st.integers())))
+    def test_an_unknown_name_is_a_problem_never_the_configs_type(self, name: object) -> None:
+        """Whatever the key holds, an unknown name gives a reason and no fallback type."""
+        panel = Panel(4, "x", "u", "marzban", extra={"usage_sync_panel_type": name})
+        if panel.kind is None and panel.names_its_type:
+            assert effective_panel_type(config(4, "marzban"), panel) is None
+            problem = panel.type_problem or ""
+            assert problem.startswith("extra.usage_sync_panel_type names an unknown panel type")
+            assert len(problem) < 250
+
+    def test_unassigned_configs_find_panels_by_their_real_type(self) -> None:
+        """A config without panel_id and type `hiddify` resolves to the first Hiddify panel."""
+        rows = [
+            Panel(1, "a", "u", "other", extra={"usage_sync_panel_type": "marzban"}),
+            Panel(2, "b", "u", "marzban"),
+            Panel(3, "c", "u", "other", extra={"usage_sync_panel_type": "hiddify"}),
+        ]
+        for lookup in (PanelDirectory(rows), InMemoryPanels(rows)):
+            assert resolve_panel(config(None, "hiddify"), lookup).panel == rows[2]
+            assert resolve_panel(config(None, "marzban"), lookup).panel == rows[0]
+            assert resolve_panel(config(None, "other"), lookup).panel is None
