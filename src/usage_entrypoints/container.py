@@ -12,7 +12,15 @@ from sqlalchemy import Engine
 from usage_adapters.credentials import credential_reader
 from usage_adapters.file_lock import FileDispatchSlots, FileLock
 from usage_adapters.inline_queue import InlineJobQueue
+from usage_adapters.login_stores import (
+    FileLoginStore,
+    RedisLoginStore,
+    app_key_secret,
+    file_secret,
+    redis_secret,
+)
 from usage_adapters.panels.clients import HttpxPanelClients
+from usage_adapters.panels.kept_logins import LoginKeeper
 from usage_adapters.redis_lock import RedisDispatchSlots, RedisLock
 from usage_adapters.rq_queue import RqFanOut, RqJobQueue
 from usage_adapters.run_history import FileRunHistory, RedisRunHistory
@@ -66,6 +74,27 @@ def _panel_lock(redis: Redis, settings: Settings, panel_id: int) -> RedisLock:
     return RedisLock(redis, _key(settings, f"unique:panel:{panel_id}"))
 
 
+def _redis_logins(redis: Redis, settings: Settings) -> LoginKeeper:
+    """Logins kept in Redis, sealed with the app key or a key kept beside them."""
+    secret = (
+        app_key_secret(settings.app_key.reveal())
+        if settings.app_key
+        else redis_secret(redis, _key(settings, "login-key"))
+    )
+    return LoginKeeper(RedisLoginStore(redis, _key(settings, "login:")), secret)
+
+
+def _file_logins(settings: Settings) -> LoginKeeper:
+    """Logins kept in the state directory, sealed with the app key or a 0600 key file."""
+    state = settings.resolved_state_dir
+    secret = (
+        app_key_secret(settings.app_key.reveal())
+        if settings.app_key
+        else file_secret(state / "login-key")
+    )
+    return LoginKeeper(FileLoginStore(state / "logins"), secret)
+
+
 def _mode(settings: Settings) -> str:
     return "embedded" if settings.embedded else "redis"
 
@@ -90,11 +119,17 @@ class Container(containers.DeclarativeContainer):
         credentials=providers.Singleton(_credentials, settings),
     )
     resellers = providers.Factory(SqlResellerRepository, engine=engine)
+    logins: providers.Provider[LoginKeeper] = providers.Selector(
+        mode,
+        redis=providers.Singleton(_redis_logins, redis=redis, settings=settings),
+        embedded=providers.Singleton(_file_logins, settings),
+    )
     panel_clients = providers.Singleton(
         HttpxPanelClients,
         timeout=settings.provided.http_timeout_s,
         sync_concurrency=settings.provided.panel_concurrency,
         panel_budget_s=settings.provided.panel_budget_s,
+        logins=logins,
     )
 
     lock: providers.Provider[Lock] = providers.Selector(

@@ -1,4 +1,10 @@
-"""The ways a session proves who it is: an OAuth2 password form, or a static key header."""
+"""The ways a session proves who it is: an OAuth2 password form, or an API key in a header.
+
+Which one a panel row gets is chosen by what it holds: `api_key_auth` gives
+the key scheme when the row's `api_token` is set (PasarGuard `X-Api-Key`,
+3x-ui v3 `Authorization: Bearer`), and the dialect falls back to its login
+otherwise.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ from usage_adapters.panels.http import (
     decode_json,
     header_safe,
 )
+from usage_adapters.panels.kept_logins import KeptCredential, jwt_expiry
 from usage_core.log import ctx
 from usage_core.model import Panel
 from usage_core.readings import HardFailure
@@ -25,7 +32,8 @@ class PasswordTokenAuth:
 
     Marzban (`/api/admin/token`), Marzneshin (`/api/admins/token`) and
     PasarGuard answer `{"access_token": ...}`; the token then goes in
-    `Authorization: Bearer`. A 401 means the token was rejected.
+    `Authorization: Bearer`. A 401 means the token was rejected. The token
+    can be kept between runs until its JWT `exp`.
     """
 
     needs_login = True
@@ -85,6 +93,20 @@ class PasswordTokenAuth:
         about = {"username": username} if username else {"panel_id": self._panel_id}
         logger.info("%s token rejected; logging in again", self._label, extra=ctx(**about))
 
+    def keep(self, credential: object) -> KeptCredential | None:
+        """The token and its `exp` (None for a token that is not a JWT or has none)."""
+        if not isinstance(credential, str):
+            return None
+        return KeptCredential({"token": credential}, jwt_expiry(credential))
+
+    def restore(self, http: HttpChannel, kept: KeptCredential) -> object | None:
+        """The kept token, when it can travel in a header."""
+        token = kept.fields.get("token")
+        if not isinstance(token, str) or not token or not header_safe(token):
+            return None
+        http.redactor.add(token)
+        return token
+
 
 def _access_token(reply: Reply) -> str | None:
     if not reply.ok:
@@ -95,14 +117,19 @@ def _access_token(reply: Reply) -> str | None:
 
 
 class StaticKeyAuth:
-    """A key sent in one header with every request; there is no login to renew."""
+    """A key sent in one header with every request; there is no login to renew.
+
+    `scheme` prefixes the key in the header's value (`Authorization: Bearer
+    <key>`); without it the value is the key alone (`X-Api-Key: <key>`).
+    """
 
     needs_login = False
 
-    def __init__(self, key: str, header: str, *, missing: str) -> None:
+    def __init__(self, key: str, header: str, *, missing: str, scheme: str = "") -> None:
         self._key = key
         self._header = header
         self._missing = missing
+        self._value = f"{scheme} {key}" if scheme else key
 
     def problem(self) -> str | None:
         """The key must be present and fit in a header."""
@@ -118,7 +145,7 @@ class StaticKeyAuth:
 
     def headers(self, credential: object) -> Mapping[str, str]:
         """The key's header."""
-        return {self._header: self._key, "Accept": "application/json"}
+        return {self._header: self._value, "Accept": "application/json"}
 
     def lost(self, reply: Reply, route_known: bool) -> bool:
         """A static key is never renewed."""
@@ -126,3 +153,16 @@ class StaticKeyAuth:
 
     def on_relogin(self, username: str | None) -> None:
         """Never called: a static key is never renewed."""
+
+
+def api_key_auth(panel: Panel, header: str, *, scheme: str = "") -> StaticKeyAuth | None:
+    """The panel row's `api_token` sent in `header` (after `scheme`), or None without one.
+
+    E.g. `api_key_auth(panel, "X-Api-Key")` for PasarGuard, or
+    `api_key_auth(panel, "Authorization", scheme="Bearer")` for 3x-ui v3's API
+    tokens; a dialect falls back to its login when this is None.
+    """
+    key = panel.api_token.reveal() if panel.api_token else ""
+    if not key.strip():
+        return None
+    return StaticKeyAuth(key.strip(), header, missing="the panel has no API token", scheme=scheme)

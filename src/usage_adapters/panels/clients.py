@@ -11,6 +11,7 @@ import httpx
 from usage_adapters.panels.dialect import PanelDialect
 from usage_adapters.panels.eylandoo import EylandooDialect
 from usage_adapters.panels.http import HttpChannel
+from usage_adapters.panels.kept_logins import LoginKeeper
 from usage_adapters.panels.marzban import MarzbanDialect
 from usage_adapters.panels.marzneshin import MarzneshinDialect
 from usage_adapters.panels.options import (
@@ -96,6 +97,8 @@ class HttpxPanelClients:
             unless the panel's `extra.sync_concurrency` says otherwise.
         max_listing_bytes: Bulk listing replies longer than this are not
             parsed (the users are then read one by one).
+        logins: Where logins are kept between sessions and runs; None logs
+            in once per session.
     """
 
     def __init__(
@@ -110,6 +113,7 @@ class HttpxPanelClients:
         panel_budget_s: float = DEFAULT_PANEL_BUDGET_S,
         sync_concurrency: int = DEFAULT_PANEL_CONCURRENCY,
         max_listing_bytes: int = DEFAULT_MAX_LISTING_BYTES,
+        logins: LoginKeeper | None = None,
     ) -> None:
         if max_body_bytes < 1 or max_listing_bytes < 1:
             raise ValueError("max_body_bytes and max_listing_bytes must be positive")
@@ -123,6 +127,7 @@ class HttpxPanelClients:
         self.panel_budget_s = panel_budget_s
         self.sync_concurrency = sync_concurrency
         self.max_listing_bytes = max_listing_bytes
+        self.logins = logins
         self._user_agent = user_agent
         self._trust_env = trust_env
         self._transport = transport
@@ -155,7 +160,7 @@ class HttpxPanelClients:
         except httpx.InvalidURL:
             return FailingSession(HardFailure("the panel URL is not a valid URL"))
         channel = HttpChannel(panel, client, self.max_body_bytes)
-        return PanelReader(channel, dialect(channel, options), options)
+        return PanelReader(channel, dialect(channel, options), options, self.logins)
 
     def _client(self, panel: Panel, limits: httpx.Limits) -> httpx.Client:
         url = httpx.URL(panel.url.rstrip("/"))

@@ -4,11 +4,28 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import Protocol
 
 import attrs
 
 from usage_adapters.panels.dialect import LoginFailure
 from usage_core.readings import HardFailure
+
+
+class LoginMemory(Protocol):
+    """Where a session's login outlives the session (see `kept_logins.SessionLogins`)."""
+
+    def recall(self) -> object | None:
+        """A credential kept from an earlier session, ready to use, or None."""
+        ...
+
+    def keep(self, credential: object) -> None:
+        """Keep a credential just obtained."""
+        ...
+
+    def forget(self) -> None:
+        """Drop the kept credential: the panel refused it."""
+        ...
 
 
 @attrs.frozen
@@ -51,18 +68,26 @@ class SharedLogin:
     batch only one re-login is allowed, and a batch whose login failed fails
     every later request at once. A login the panel refused is remembered for
     the session: later fetches fail without asking again.
+
+    With a `memory`, the session first tries the login kept by an earlier
+    one (not `fresh`, so a rejection of it is renewed once, even for one
+    user's read); a rejected credential is forgotten before logging in
+    again, and every new login is kept.
     """
 
     def __init__(
         self,
         log_in: Callable[[float | None], object | LoginFailure],
         on_relogin: Callable[[str | None], None],
+        memory: LoginMemory | None = None,
     ) -> None:
         self._log_in = log_in
         self._on_relogin = on_relogin
+        self._memory = memory
         self._lock = threading.Lock()
         self._current: object | None = None
         self._refused: HardFailure | None = None
+        self._recalled = memory is None
 
     def current(self, batch: LoginAllowance | None) -> Credential | HardFailure:
         """The current credential, logging in when there is none."""
@@ -88,9 +113,17 @@ class SharedLogin:
             return Credential(self._current, fresh=False)
         if batch is not None and batch.failure is not None:
             return batch.failure
+        if not self._recalled and self._memory is not None:
+            self._recalled = True
+            kept = self._memory.recall()
+            if kept is not None:
+                self._current = kept
+                return Credential(kept, fresh=False)
         if stale is not None:
             if batch is not None and not batch.take_relogin():
                 return None
+            if self._memory is not None:
+                self._memory.forget()
             self._on_relogin(username)
         self._current = None
         outcome = self._log_in(batch.deadline if batch is not None else None)
@@ -101,4 +134,6 @@ class SharedLogin:
                 batch.failure = outcome.failure
             return outcome.failure
         self._current = outcome
+        if self._memory is not None:
+            self._memory.keep(outcome)
         return Credential(outcome, fresh=True)

@@ -53,6 +53,7 @@ from usage_adapters.panels.http import (
     TransportProblem,
     decode_json,
 )
+from usage_adapters.panels.kept_logins import LoginKeeper, session_logins
 from usage_adapters.panels.login import Credential, LoginAllowance, SharedLogin
 from usage_adapters.panels.options import MAX_LISTING_PAGES, ReadOptions
 from usage_core.log import ctx
@@ -177,17 +178,26 @@ class PanelReader:
     A rejected credential on a single read triggers one re-login and one
     retry, unless the credential was obtained during that same read. A login
     the panel refused is remembered: later reads fail at once. A login that
-    failed in transit or with a 5xx is tried again by the next read. Safe to
-    share between threads.
+    failed in transit or with a 5xx is tried again by the next read. With
+    `logins`, the login is kept across sessions and runs (`kept_logins`).
+    Safe to share between threads.
     """
 
-    def __init__(self, channel: HttpChannel, dialect: PanelDialect, options: ReadOptions) -> None:
+    def __init__(
+        self,
+        channel: HttpChannel,
+        dialect: PanelDialect,
+        options: ReadOptions,
+        logins: LoginKeeper | None = None,
+    ) -> None:
         self._http = channel
         self._dialect = dialect
         self._options = options
         self._auth = dialect.auth
         self._login = SharedLogin(
-            lambda deadline: self._auth.log_in(self._http, deadline), self._auth.on_relogin
+            lambda deadline: self._auth.log_in(self._http, deadline),
+            self._auth.on_relogin,
+            session_logins(logins, channel, self._auth),
         )
         # The index in `user_paths` of the route that answered, once one has.
         self._route: int | None = None

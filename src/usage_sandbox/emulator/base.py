@@ -363,6 +363,8 @@ class PanelApp:
         self.users = users
         self.credentials = credentials
         self.latency_s = 0.0
+        # Wall-clock seconds: tokens and sessions expire by it (tests pass a fake one).
+        self.clock: Callable[[], float] = time.time
         self._stop = stop
         self._lock = threading.Lock()
         self._counts = dict.fromkeys(COUNT_NAMES, 0)
@@ -407,6 +409,12 @@ class PanelApp:
 
     def invalidate_sessions(self) -> None:
         """Forget every issued token or session."""
+
+    def change_password(self, password: str) -> None:
+        """A new admin password; as on the real panels, it ends every session and token."""
+        with self._lock:
+            self.credentials = dataclasses.replace(self.credentials, password=password)
+        self.invalidate_sessions()
 
     def issued_tokens(self) -> list[str]:
         """Every token, session id or CSRF token ever issued."""

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import hashlib
+import hmac
+import json
 import secrets
 from collections.abc import Mapping
 from typing import Any, Final
@@ -28,16 +32,54 @@ _NOT_AN_OBJECT = "Input should be a valid dictionary or object to extract fields
 _NOT_AN_INT = "Input should be a valid integer"
 
 
+# `JWT_ACCESS_TOKEN_EXPIRE_MINUTES`' default on Marzban, Marzneshin and PasarGuard: 1440.
+DEFAULT_TOKEN_LIFETIME_S: Final = 24 * 3600.0
+UNAUTHORIZED: Final = ("WWW-Authenticate", "Bearer")
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
 class BearerApp(PanelApp):
-    """FastAPI panels: an OAuth2 password form buys a bearer token."""
+    """FastAPI panels: an OAuth2 password form buys a bearer token.
+
+    Tokens are HS256 JWTs with `sub`, `access`, `iat` and, unless
+    `token_lifetime_s` is None (the panels' expiry 0), `exp`; a token past
+    its `exp`, not signed by this panel, or issued before the last password
+    change or `invalidate_sessions` gets the panels' 401.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._valid_tokens: set[str] = set()
         self._issued: list[str] = []
+        self._jwt_key = secrets.token_bytes(32)
+        self.token_lifetime_s: float | None = DEFAULT_TOKEN_LIFETIME_S
         super().__init__(*args, **kwargs)
 
     def token_reply(self, token: str) -> dict[str, object]:
         return {"access_token": token, "token_type": "bearer"}
+
+    def new_token(self) -> str:
+        """A signed JWT for the admin, as `create_admin_token` makes it."""
+        now = int(self.clock())
+        claims: dict[str, object] = {"sub": self.credentials.username, "access": "sudo", "iat": now}
+        if self.token_lifetime_s is not None:
+            claims["exp"] = now + int(self.token_lifetime_s)
+        header = _b64(b'{"alg":"HS256","typ":"JWT"}')
+        body = _b64(json.dumps(claims, separators=(",", ":")).encode())
+        signature = hmac.digest(self._jwt_key, f"{header}.{body}".encode(), hashlib.sha256)
+        return f"{header}.{body}.{_b64(signature)}"
+
+    def token_valid(self, token: str) -> bool:
+        """Issued by this panel, not revoked, and not past its `exp`."""
+        with self._lock:
+            if token not in self._valid_tokens:
+                return False
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        exp = claims.get("exp")
+        return exp is None or self.clock() <= exp
 
     def issue_token(self, request: Request, params: Mapping[str, str]) -> Response:
         self.count("logins")
@@ -51,12 +93,8 @@ class BearerApp(PanelApp):
             return json_reply({"detail": {"username": "field required"}}, 422)
         if not self.credentials.accepts(form["username"], form["password"]):
             self.count("failed_logins")
-            return json_reply(
-                {"detail": "Incorrect username or password"},
-                401,
-                ("WWW-Authenticate", "Bearer"),
-            )
-        token = secrets.token_urlsafe(32)
+            return json_reply({"detail": "Incorrect username or password"}, 401, UNAUTHORIZED)
+        token = self.new_token()
         with self._lock:
             self._valid_tokens.add(token)
             self._issued.append(token)
@@ -65,13 +103,9 @@ class BearerApp(PanelApp):
     def authenticate(self, request: Request) -> Response | None:
         scheme, _, token = (request.header("Authorization") or "").partition(" ")
         if scheme.lower() != "bearer" or not token:
-            return json_reply({"detail": "Not authenticated"}, 401, ("WWW-Authenticate", "Bearer"))
-        with self._lock:
-            valid = token.strip() in self._valid_tokens
-        if not valid:
-            return json_reply(
-                {"detail": "Could not validate credentials"}, 401, ("WWW-Authenticate", "Bearer")
-            )
+            return json_reply({"detail": "Not authenticated"}, 401, UNAUTHORIZED)
+        if not self.token_valid(token.strip()):
+            return json_reply({"detail": "Could not validate credentials"}, 401, UNAUTHORIZED)
         return None
 
     def invalidate_sessions(self) -> None:

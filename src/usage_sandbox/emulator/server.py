@@ -7,7 +7,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack, suppress
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -21,6 +21,7 @@ from usage_sandbox.emulator.base import (
     MAX_REQUEST_BODY,
     PANEL_KINDS,
     UNSET,
+    XUI_SESSION_MAX_AGE_S,
     Credentials,
     EylandooListShape,
     EylandooShape,
@@ -36,7 +37,7 @@ from usage_sandbox.emulator.base import (
     json_reply,
 )
 from usage_sandbox.emulator.eylandoo import EylandooApp
-from usage_sandbox.emulator.marzban import MarzbanApp
+from usage_sandbox.emulator.marzban import DEFAULT_TOKEN_LIFETIME_S, BearerApp, MarzbanApp
 from usage_sandbox.emulator.marzneshin import MarzneshinApp
 from usage_sandbox.emulator.users import UserSeed, UserStore
 from usage_sandbox.emulator.xui import XuiApp
@@ -200,7 +201,8 @@ class PanelEmulator:
         users: `{username: total_bytes}` or `EmulatedUser` values to start with.
         username: Admin username for the login routes.
         password: Admin password for the login routes.
-        api_key: Eylandoo `X-API-KEY`.
+        api_key: Eylandoo `X-API-KEY`; on 3x-ui v3, an API token
+            (`Authorization: Bearer`).
         xui_version: 2 (`getClientTraffics`, no CSRF) or 3 (CSRF, `clients/traffic`).
         base_path: 3x-ui web base path, e.g. "/secret"; every route sits under it.
         latency_s: Delay added to every request.
@@ -211,6 +213,11 @@ class PanelEmulator:
         eylandoo_set_state: Eylandoo only: whether `PUT /api/v1/users/{username}`
             honours `is_disabled` (documented from 2026-07-15). False emulates an
             older panel that answers "User updated successfully." and ignores it.
+        token_lifetime_s: Marzban and Marzneshin: seconds a bearer token (a JWT)
+            lives; None issues tokens without `exp`, as an expiry of 0 does.
+        xui_session_max_age_s: 3x-ui: seconds a session cookie lives
+            (`sessionMaxAge`, default 360 minutes).
+        clock: Wall-clock seconds by which tokens and sessions expire.
         host: Interface to bind.
         port: Port to bind; 0 picks a free one.
 
@@ -232,6 +239,9 @@ class PanelEmulator:
         list_shape: EylandooListShape = "users",
         xui_inbounds: int = 3,
         eylandoo_set_state: bool = True,
+        token_lifetime_s: float | None = DEFAULT_TOKEN_LIFETIME_S,
+        xui_session_max_age_s: float = XUI_SESSION_MAX_AGE_S,
+        clock: Callable[[], float] = time.time,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -265,6 +275,11 @@ class PanelEmulator:
         else:
             self._app = _APPS[kind](*app_args)
         self._app.latency_s = latency_s
+        self._app.clock = clock
+        if isinstance(self._app, BearerApp):
+            self._app.token_lifetime_s = token_lifetime_s
+        if isinstance(self._app, XuiApp):
+            self._app.session_max_age_s = xui_session_max_age_s
         self._server: _EmulatorServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -417,6 +432,10 @@ class PanelEmulator:
     def invalidate_sessions(self) -> None:
         """Expire every issued bearer token or 3x-ui session, as a panel restart would."""
         self._app.invalidate_sessions()
+
+    def change_password(self, password: str) -> None:
+        """Change the admin password; earlier tokens and sessions stop working."""
+        self._app.change_password(password)
 
     # -- listings
     def set_list_fault(self, page: int, fault: Fault | None) -> None:

@@ -101,6 +101,8 @@ INBOUND_UPDATED: Final = "Inbound has been successfully updated."
 class XuiSession:
     csrf: str | None = None
     authenticated: bool = False
+    # When the cookie's `Max-Age` runs out (gorilla's secure cookie refuses it after).
+    expires_at: float = float("inf")
 
 
 class _RefusedError(Exception):
@@ -130,6 +132,7 @@ class XuiApp(PanelApp):
         self._positions: tuple[int, dict[str, int]] = (-1, {})
         # (membership version, {str(stable_uuid(name)): name})
         self._default_ids: tuple[int, dict[str, str]] = (-1, {})
+        self.session_max_age_s = float(XUI_SESSION_MAX_AGE_S)
         super().__init__(*args, **kwargs)
         self.cookie_path = self.prefix or "/"
 
@@ -180,11 +183,13 @@ class XuiApp(PanelApp):
             return None
         with self._lock:
             session = self._sessions.get(session_id)
-        return None if session is None else (session_id, session)
+        if session is None or self.clock() >= session.expires_at:
+            return None
+        return session_id, session
 
     def _new_session(self, **fields: Any) -> tuple[str, XuiSession]:
         session_id = secrets.token_urlsafe(24)
-        session = XuiSession(**fields)
+        session = XuiSession(**fields, expires_at=self.clock() + self.session_max_age_s)
         with self._lock:
             self._sessions[session_id] = session
             self._issued.append(session_id)
@@ -194,12 +199,18 @@ class XuiApp(PanelApp):
         return (
             "Set-Cookie",
             f"{XUI_COOKIE}={session_id}; Path={self.cookie_path}; "
-            f"Max-Age={XUI_SESSION_MAX_AGE_S}; HttpOnly; SameSite=Lax",
+            f"Max-Age={int(self.session_max_age_s)}; HttpOnly; SameSite=Lax",
         )
 
     def authenticate(self, request: Request) -> Response | None:
-        """The session check, then (v3) the CSRF check: an unsafe method needs the
-        session's token in `X-CSRF-Token` (or the `_csrf` form field), else a bare 403."""
+        """v3: an API token (`Authorization: Bearer`) passes, CSRF check included.
+        Otherwise the session check, then (v3) the CSRF check: an unsafe method needs
+        the session's token in `X-CSRF-Token` (or the `_csrf` form field), else a bare 403.
+
+        Without a session (none, unknown or expired) the reply is 401 for an XHR
+        request and 404 otherwise (`checkAPIAuth`)."""
+        if self.version >= 3 and self._api_token_valid(request):
+            return None
         found = self._session(request)
         if found is None or not found[1].authenticated:
             if request.is_xhr:
@@ -212,6 +223,16 @@ class XuiApp(PanelApp):
             if not expected or not secrets.compare_digest(sent.encode(), expected.encode()):
                 return Response(403, b"", "text/plain; charset=utf-8")
         return None
+
+    def _api_token_valid(self, request: Request) -> bool:
+        scheme, _, token = (request.header("Authorization") or "").partition(" ")
+        key = self.credentials.api_key
+        return (
+            scheme == "Bearer"
+            and bool(token)
+            and bool(key)
+            and secrets.compare_digest(token.encode(), key.encode())
+        )
 
     def csrf_token(self, request: Request, params: Mapping[str, str]) -> Response:
         self.count("csrf_tokens")
