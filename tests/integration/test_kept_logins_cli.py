@@ -52,11 +52,15 @@ def clock() -> Clock:
 
 @pytest.fixture
 def panels(clock: Clock) -> Iterator[dict[str, PanelEmulator]]:
-    """One panel of each type that logs in, each with one user."""
+    """One panel of each type that logs in (3x-ui v2 and v3), each with one user."""
     options = {"username": ADMIN, "password": PANEL_PASSWORD, "clock": clock}
     emulators = {
         "marzban": PanelEmulator("marzban", users={"u-marzban": 1_000}, **options),
         "marzneshin": PanelEmulator("marzneshin", users={"u-marzneshin": 2_000}, **options),
+        "xui": PanelEmulator("xui", users={"u-xui": 3_000}, xui_version=2, **options),
+        "xui-v3": PanelEmulator(
+            "xui", users={"u-xui-v3": 4_000}, xui_version=3, base_path="/v3", **options
+        ),
     }
     for emulator in emulators.values():
         emulator.start()
@@ -73,12 +77,15 @@ def app_db(tmp_path: Path, panels: dict[str, PanelEmulator]) -> Iterator[Origina
     with sqlite_app_db(tmp_path / "app.sqlite") as db:
         insert_reseller(db.engine, id=1, traffic_total_bytes=50 * 1024**3)
         for number, (kind, emulator) in enumerate(panels.items(), start=1):
-            insert_panel(db.engine, id=number, panel_type=kind, url=emulator.url, username=ADMIN)
+            panel_type = emulator.kind
+            insert_panel(
+                db.engine, id=number, panel_type=panel_type, url=emulator.url, username=ADMIN
+            )
             insert_config(
                 db.engine,
                 id=number,
                 reseller_id=1,
-                panel_type=kind,
+                panel_type=panel_type,
                 panel_id=number,
                 external_username=f"u-{kind}",
                 usage_bytes=0,
@@ -94,7 +101,6 @@ def two_runs(env: dict[str, str], panels: dict[str, PanelEmulator], clock: Clock
         clock.offset += 60
     for kind, emulator in panels.items():
         assert (kind, emulator.counts.logins, emulator.counts.rejected) == (kind, 1, 0)
-        assert emulator.counts.list_pages == 2
 
 
 def test_two_runs_log_in_once_with_the_state_directory(
@@ -109,16 +115,18 @@ def test_two_runs_log_in_once_with_the_state_directory(
         "USAGE_SYNC_LOG_LEVEL": "DEBUG",
     }
     two_runs(env, panels, clock)
-    assert fetch_row(app_db.engine, "reseller_configs", 2)["usage_bytes"] == 2_000
+    for number in (1, 2, 3, 4):
+        usage = fetch_row(app_db.engine, "reseller_configs", number)["usage_bytes"]
+        assert usage == number * 1_000
     kept = sorted((tmp_path / "state" / "logins").iterdir())
-    assert [path.name for path in kept] == ["panel-1", "panel-2"]
+    assert [path.name for path in kept] == ["panel-1", "panel-2", "panel-3", "panel-4"]
     log = (tmp_path / "usage-sync.log").read_text(encoding="utf-8")
     for path in kept:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
     for emulator in panels.values():
-        [token] = emulator.issued_tokens()
-        assert token not in log
-        assert all(token.encode() not in path.read_bytes() for path in kept)
+        for token in emulator.issued_tokens():  # bearer tokens, session ids, CSRF tokens
+            assert token not in log
+            assert all(token.encode() not in path.read_bytes() for path in kept)
 
 
 def test_two_runs_log_in_once_with_redis(
@@ -132,16 +140,13 @@ def test_two_runs_log_in_once_with_redis(
         insert_panels_plain(app_db)
         two_runs(env, panels, clock)
         keys = sorted(key.decode() for key in redis_db.client.keys(f"usage-sync:{QUEUE}:login*"))
-        assert keys == [
-            f"usage-sync:{QUEUE}:login-key",
-            f"usage-sync:{QUEUE}:login:1",
-            f"usage-sync:{QUEUE}:login:2",
+        assert keys == [f"usage-sync:{QUEUE}:login-key"] + [
+            f"usage-sync:{QUEUE}:login:{number}" for number in (1, 2, 3, 4)
         ]
         for number, emulator in enumerate(panels.values(), start=1):
-            [token] = emulator.issued_tokens()
             stored = redis_db.client.get(f"usage-sync:{QUEUE}:login:{number}")
             assert isinstance(stored, bytes)
-            assert token.encode() not in stored
+            assert all(token.encode() not in stored for token in emulator.issued_tokens())
             assert 0 < redis_db.client.ttl(f"usage-sync:{QUEUE}:login:{number}") <= 24 * 3600
         assert not (tmp_path / "state" / "logins").exists()
 

@@ -92,10 +92,16 @@ class MemoryLoginStore:
 
 @attrs.frozen
 class KeptCredential:
-    """What a session needs to use a login again, and when the panel stops accepting it."""
+    """What a session needs to use a login again, and when the panel stops accepting it.
+
+    The end is an instant (`expires_at`, e.g. a JWT's `exp`) or a lifetime
+    from now (`lifetime_s`, e.g. a cookie's `Max-Age`); the keeper stores it
+    as an instant of its own clock.
+    """
 
     fields: Mapping[str, object]
     expires_at: float | None = None
+    lifetime_s: float | None = None
 
 
 @runtime_checkable
@@ -201,6 +207,8 @@ class LoginKeeper:
     def keep(self, panel: Panel, kept: KeptCredential) -> None:
         """Keep `kept` until it expires (a login without an expiry: a week)."""
         now = self._clock()
+        if kept.lifetime_s is not None:
+            kept = KeptCredential(kept.fields, now + kept.lifetime_s)
         until = kept.expires_at if kept.expires_at is not None else now + UNKNOWN_EXPIRY_KEEP_S
         if until - self.margin_s <= now:
             return  # it would never be used

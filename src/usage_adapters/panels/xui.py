@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Mapping, Sequence
 
 import attrs
@@ -25,6 +26,7 @@ from usage_adapters.panels.http import (
     header_safe,
     path_segment,
 )
+from usage_adapters.panels.kept_logins import KeptCredential
 from usage_adapters.panels.options import ReadOptions
 from usage_adapters.panels.writes import Answer, answer, done
 from usage_core.log import ctx
@@ -78,8 +80,11 @@ class XuiCookieAuth:
     """A cookie session: `GET /csrf-token` (v3; v2 answers 404), then `POST /login`.
 
     The credential is the cookie jar itself; logins are told apart by
-    number. A 401, or a 404 from a route that answered before (3x-ui 2.8.4+
-    hides a lost session as 404), means the session is gone.
+    number. The session is gone on a 401, a 404 from a route that answered
+    before (3x-ui 2.8.4+ hides a lost session as 404), a redirect (to the
+    login page), or, before 3x-ui 2.2.5, HTTP 200 with `success: false` and
+    the panel's "session has expired" message. The session cookie and CSRF
+    token can be kept between runs until the cookie's `Max-Age` runs out.
     """
 
     needs_login = True
@@ -88,6 +93,7 @@ class XuiCookieAuth:
         self._username = panel.username or ""
         self._password = panel.password.reveal() if panel.password else ""
         self._login_url = f"{panel.display_url.rstrip('/')}/login"
+        self._http = http
         self._logins = 0
         self.csrf_token: str | None = None
 
@@ -147,13 +153,55 @@ class XuiCookieAuth:
         return {**XHR, "X-CSRF-Token": self.csrf_token}
 
     def lost(self, reply: Reply, route_known: bool) -> bool:
-        """401, or 404 from a route that worked before."""
-        return reply.status == 401 or (reply.status == 404 and route_known)
+        """401, a redirect, 404 from a route that worked before, or the old expiry message."""
+        if reply.status == 401 or 300 <= reply.status < 400:
+            return True
+        if reply.status == 404:
+            return route_known
+        return reply.ok and _session_expired(reply)
 
     def on_relogin(self, username: str | None) -> None:
         """Say that the session is being renewed."""
         about = {"username": username} if username else {"url": self._login_url}
         logger.info("XUI session expired; logging in again", extra=ctx(**about))
+
+    def keep(self, credential: object) -> KeptCredential | None:
+        """The session's cookies and CSRF token, until the first cookie expires."""
+        cookies = [
+            {"name": c.name, "value": c.value, "domain": c.domain, "path": c.path}
+            for c in self._http.client.cookies.jar
+            if c.value
+        ]
+        if not cookies:
+            return None
+        # The jar turned `Max-Age` into an instant of this machine's clock.
+        ends = [float(c.expires) for c in self._http.client.cookies.jar if c.expires]
+        lifetime = min(ends) - time.time() if ends else None
+        fields: dict[str, object] = {"cookies": cookies, "csrf": self.csrf_token}
+        return KeptCredential(fields, lifetime_s=lifetime)
+
+    def restore(self, http: HttpChannel, kept: KeptCredential) -> object | None:
+        """The kept cookies back in the jar, the CSRF token back in the headers."""
+        cookies = kept.fields.get("cookies")
+        csrf = kept.fields.get("csrf")
+        if not isinstance(cookies, list) or not (csrf is None or isinstance(csrf, str)):
+            return None
+        jar = http.client.cookies
+        jar.clear()
+        for cookie in cookies:
+            if not isinstance(cookie, dict):
+                return None
+            name, value = cookie.get("name"), cookie.get("value")
+            domain, path = cookie.get("domain"), cookie.get("path")
+            if not all(isinstance(part, str) for part in (name, value, domain, path)):
+                return None
+            jar.set(str(name), str(value), domain=str(domain), path=str(path))
+            http.redactor.add(str(value))
+        if csrf is not None and header_safe(csrf):
+            http.redactor.add(csrf)
+            self.csrf_token = csrf
+        self._logins += 1
+        return self._logins
 
 
 def _csrf_token(reply: Reply) -> str | None:
@@ -165,6 +213,33 @@ def _csrf_token(reply: Reply) -> str | None:
         return None
     token = decoded.get("obj")
     return token if isinstance(token, str) and token and header_safe(token) else None
+
+
+# "pages.login.loginAgain" in 3x-ui's translations: what a lost session got before 2.2.5.
+_LOGIN_AGAIN = frozenset(
+    {
+        "Your session has expired, please log in again",
+        "登录时效已过，请重新登录",
+        "مدت زمان استفاده به‌اتمام‌رسیده، لطفا دوباره وارد شوید",
+        "Время пребывания в сети вышло. Пожалуйста, войдите в систему снова",
+        "Ваш сеанс закінчився, увійдіть знову",
+        "Sesi Anda telah berakhir, harap masuk kembali",
+        "Thời hạn đăng nhập đã hết. Vui lòng đăng nhập lại.",
+        "El límite de tiempo de inicio de sesión ha expirado. Por favor, inicia sesión nuevamente.",
+    }
+)
+
+
+def _session_expired(reply: Reply) -> bool:
+    """`success: false` with the panel's "log in again" message (3x-ui before 2.2.5)."""
+    if len(reply.body) > 1024:
+        return False
+    decoded = decode_json(reply)
+    return (
+        isinstance(decoded, dict)
+        and decoded.get("success") is False
+        and str(decoded.get("msg", "")).strip() in _LOGIN_AGAIN
+    )
 
 
 def _succeeded(reply: Reply) -> bool:

@@ -217,6 +217,9 @@ class PanelEmulator:
             lives; None issues tokens without `exp`, as an expiry of 0 does.
         xui_session_max_age_s: 3x-ui: seconds a session cookie lives
             (`sessionMaxAge`, default 360 minutes).
+        xui_login_again_200: 3x-ui: answer a request without a valid session
+            as versions before 2.2.5 did: HTTP 200, `success: false`, "Your
+            session has expired, please log in again".
         clock: Wall-clock seconds by which tokens and sessions expire.
         host: Interface to bind.
         port: Port to bind; 0 picks a free one.
@@ -241,6 +244,7 @@ class PanelEmulator:
         eylandoo_set_state: bool = True,
         token_lifetime_s: float | None = DEFAULT_TOKEN_LIFETIME_S,
         xui_session_max_age_s: float = XUI_SESSION_MAX_AGE_S,
+        xui_login_again_200: bool = False,
         clock: Callable[[], float] = time.time,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -280,6 +284,7 @@ class PanelEmulator:
             self._app.token_lifetime_s = token_lifetime_s
         if isinstance(self._app, XuiApp):
             self._app.session_max_age_s = xui_session_max_age_s
+            self._app.login_again_200 = xui_login_again_200
         self._server: _EmulatorServer | None = None
         self._thread: threading.Thread | None = None
 

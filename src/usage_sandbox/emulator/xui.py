@@ -93,6 +93,7 @@ _GO_INT = re.compile(r"^[+-]?[0-9]+$")
 # Messages: `jsonMsg` writes "<localized message> (<error>)"; `common.NewError`
 # ends its error text with a newline (fmt.Sprintln), which the reply keeps.
 WENT_WRONG: Final = "Something went wrong"
+LOGIN_AGAIN: Final = "Your session has expired, please log in again"
 CLIENT_UPDATED: Final = "Inbound client has been updated."
 INBOUND_UPDATED: Final = "Inbound has been successfully updated."
 
@@ -133,6 +134,8 @@ class XuiApp(PanelApp):
         # (membership version, {str(stable_uuid(name)): name})
         self._default_ids: tuple[int, dict[str, str]] = (-1, {})
         self.session_max_age_s = float(XUI_SESSION_MAX_AGE_S)
+        # Before 2.2.5 a lost session got HTTP 200 and `success: false` (`checkLogin`).
+        self.login_again_200 = False
         super().__init__(*args, **kwargs)
         self.cookie_path = self.prefix or "/"
 
@@ -213,6 +216,8 @@ class XuiApp(PanelApp):
             return None
         found = self._session(request)
         if found is None or not found[1].authenticated:
+            if request.is_xhr and self.login_again_200:
+                return json_reply({"success": False, "msg": LOGIN_AGAIN, "obj": None})
             if request.is_xhr:
                 return json_reply({"success": False, "msg": "Unauthorized", "obj": None}, 401)
             return self.not_found(request)

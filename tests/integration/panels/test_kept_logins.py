@@ -196,3 +196,75 @@ def test_the_emulated_token_expires(start: StartEmulator) -> None:
     session.close()
     counts = emulator.counts
     assert (counts.logins, counts.rejected) == (2, 1)
+
+
+@pytest.fixture(params=[2, 3])
+def xui_version(request: pytest.FixtureRequest) -> int:
+    """3x-ui v2 (no CSRF) and v3 (CSRF token kept with the cookie)."""
+    version: int = request.param
+    return version
+
+
+def xui(start: StartEmulator, version: int, clock: FakeClock, **options: object) -> PanelEmulator:
+    """A 3x-ui emulator on the fake clock, under a base path."""
+    return start(
+        "xui",
+        users={"alice": 1, "bob": 2},
+        xui_version=version,
+        base_path="/base",
+        clock=clock,
+        **options,
+    )
+
+
+class TestXuiSessions:
+    """3x-ui session cookies kept across runs."""
+
+    def test_cookie_kept_until_max_age(self, xui_version: int, start: StartEmulator) -> None:
+        """Six-hour sessions, a run a minute for a day: a login every 5 h 55 min, no refusal."""
+        clock = FakeClock()
+        emulator = xui(start, xui_version, clock)
+        clients = HttpxPanelClients(
+            timeout=FAST_TIMEOUT, logins=keeper(MemoryLoginStore(clock), clock)
+        )
+        panel = panel_for(emulator)
+        for _ in range(1440):
+            sync_once(clients, panel, ["alice", "bob"])
+            clock.now += 60
+        counts = emulator.counts
+        print(f"xui v{xui_version}, 6 h sessions, 1 run/min for a day: {counts.logins} logins")
+        assert (counts.logins, counts.rejected) == (5, 0)
+
+    def test_writes_use_the_kept_csrf_token(self, start: StartEmulator) -> None:
+        """v3: a write in a later run goes through with the kept session's CSRF token."""
+        clock = FakeClock()
+        emulator = xui(start, 3, clock)
+        clients = HttpxPanelClients(
+            timeout=FAST_TIMEOUT, logins=keeper(MemoryLoginStore(clock), clock)
+        )
+        panel = panel_for(emulator)
+        sync_once(clients, panel, ["alice"])
+        session = clients.open(panel)
+        assert session.set_enabled("bob", False).ok
+        session.close()
+        assert not emulator.users.is_enabled("bob")
+        assert (emulator.counts.logins, emulator.counts.rejected) == (1, 0)
+
+    @pytest.mark.parametrize("login_again_200", [False, True])
+    def test_a_lost_session_costs_one_login(
+        self, xui_version: int, login_again_200: bool, start: StartEmulator
+    ) -> None:
+        """A restarted panel (401, or before 2.2.5 `success: false`): one login, then kept."""
+        clock = FakeClock()
+        emulator = xui(start, xui_version, clock, xui_login_again_200=login_again_200)
+        clients = HttpxPanelClients(
+            timeout=FAST_TIMEOUT, logins=keeper(MemoryLoginStore(clock), clock)
+        )
+        panel = panel_for(emulator)
+        sync_once(clients, panel, ["alice", "bob"])
+        emulator.invalidate_sessions()
+        sync_once(clients, panel, ["alice", "bob"])
+        session = clients.open(panel)
+        assert reading(session.fetch_usage("bob")).bytes == 2
+        session.close()
+        assert (emulator.counts.logins, emulator.counts.rejected) == (2, 1)
