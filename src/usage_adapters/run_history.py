@@ -1,4 +1,4 @@
-"""Where the last run's summary is kept: a Redis key or a JSON file."""
+"""Where the last run's summary and the run statistics are kept: Redis keys or JSON files."""
 
 from __future__ import annotations
 
@@ -10,43 +10,66 @@ from pathlib import Path
 from redis import Redis
 
 
-class RedisRunHistory:
-    """The last summary under one Redis key."""
+class RedisDocument:
+    """One JSON document under one Redis key."""
 
     def __init__(self, redis: Redis, key: str) -> None:
         self._redis = redis
         self.key = key
 
-    def record(self, summary: dict[str, object]) -> None:
-        """Keep `summary` as the last run's."""
-        self._redis.set(self.key, json.dumps(summary, default=str))
+    def save(self, document: dict[str, object]) -> None:
+        """Replace the document."""
+        self._redis.set(self.key, json.dumps(document, default=str))
 
-    def last(self) -> dict[str, object] | None:
-        """The last run's summary, or None."""
-        raw = self._redis.get(self.key)
-        return _decode(raw)
+    def load(self) -> dict[str, object] | None:
+        """The document, or None."""
+        return _decode(self._redis.get(self.key))
 
 
-class FileRunHistory:
-    """The last summary in a JSON file, replaced atomically."""
+class FileDocument:
+    """One JSON document in a file, replaced atomically."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def record(self, summary: dict[str, object]) -> None:
-        """Keep `summary` as the last run's."""
+    def save(self, document: dict[str, object]) -> None:
+        """Replace the document."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".run-", suffix=".json")
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(summary, handle, default=str)
+            json.dump(document, handle, default=str)
         Path(tmp).replace(self.path)
 
-    def last(self) -> dict[str, object] | None:
-        """The last run's summary, or None."""
+    def load(self) -> dict[str, object] | None:
+        """The document, or None."""
         try:
             return _decode(self.path.read_bytes())
         except FileNotFoundError:
             return None
+
+
+class RedisRunHistory(RedisDocument):
+    """The last summary under one Redis key."""
+
+    def record(self, summary: dict[str, object]) -> None:
+        """Keep `summary` as the last run's."""
+        self.save(summary)
+
+    def last(self) -> dict[str, object] | None:
+        """The last run's summary, or None."""
+        return self.load()
+
+
+class FileRunHistory(FileDocument):
+    """The last summary in a JSON file, replaced atomically."""
+
+    def record(self, summary: dict[str, object]) -> None:
+        """Keep `summary` as the last run's."""
+        self.save(summary)
+
+    def last(self) -> dict[str, object] | None:
+        """The last run's summary, or None."""
+        return self.load()
 
 
 def _decode(raw: object) -> dict[str, object] | None:

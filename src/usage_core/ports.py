@@ -239,6 +239,18 @@ class RunHistory(Protocol):
         ...
 
 
+class RunStatsStore(Protocol):
+    """Where the statistics folded from every run are kept (see `usage_core.run_stats`)."""
+
+    def load(self) -> dict[str, object] | None:
+        """The statistics document, or None before the first run."""
+        ...
+
+    def save(self, document: dict[str, object]) -> None:
+        """Replace the statistics document."""
+        ...
+
+
 class Clock(Protocol):
     """The current time."""
 

@@ -4,7 +4,9 @@ The CLI's `sync`, the RQ job, the embedded mode's inline queue and the final
 job of a fan-out all go through `SyncRun`, so the rules live here once:
 
 - quota enforcement follows the usage sync (and its totals) in the same run;
-- the summary of a run that finished is recorded as the last run's;
+- the summary of a run that finished is recorded as the last run's and folded
+  into the run statistics (`run_stats`); a run that ends without finishing on
+  its last try is counted there as failed;
 - the lock is released when the run finishes, or when its last try fails;
   a failed try that will be retried keeps it, as Laravel's unique jobs do;
 - a worker killed hard leaves the lock to expire by its time-to-live.
@@ -22,7 +24,8 @@ from usage_core.dispatch import JOB_NAME, JOB_TRIES, UNIQUE_FOR_SECONDS
 from usage_core.enforcement.run import EnforcementReport, EnforceQuotas
 from usage_core.errors import LockHeldError, UsageSyncError
 from usage_core.log import ctx
-from usage_core.ports import Lock, RunHistory
+from usage_core.ports import Lock, RunHistory, RunStatsStore
+from usage_core.run_stats import RunStats, after_failure, after_run
 from usage_core.summary import merge_summaries
 from usage_core.sync_all import Progress, SyncAllUsage
 
@@ -40,6 +43,7 @@ class SyncRun:
     lock: Lock
     history: RunHistory
     enforce: EnforceQuotas | None = None
+    stats: RunStatsStore | None = None
 
     def now(self, progress: Progress | None = None) -> Summary:
         """Take the lock and run one full sync; LockHeldError when a run holds it."""
@@ -136,9 +140,24 @@ class SyncRun:
         try:
             summary = body()
             self.history.record(summary)
-        except BaseException:
+            self._fold(lambda stats: after_run(stats, summary))
+        except BaseException as exc:
             if last_try:
+                self._fold_failure(exc)
                 self.lock.release(token)
             raise
         self.lock.release(token)
         return summary
+
+    def _fold(self, change: Callable[[RunStats], RunStats]) -> None:
+        """Fold one run into the statistics; written under the run's lock, one run at a time."""
+        if self.stats is not None:
+            self.stats.save(change(RunStats.from_dict(self.stats.load())).as_dict())
+
+    def _fold_failure(self, exc: BaseException) -> None:
+        """Count a run that ended without finishing; a failure to do so never hides `exc`."""
+        error = str(exc) or type(exc).__name__
+        try:
+            self._fold(lambda stats: after_failure(stats, self.sync.clock.now(), error))
+        except Exception:
+            logger.warning("Could not record the failed run in the run statistics", exc_info=True)

@@ -24,10 +24,17 @@ class SyncSummary:
     resellers_updated: int = 0
     eylandoo_configs_processed: int = 0
     panels: int = 0
+    # Per panel id: its type, the users read and the users whose read failed.
+    panel_reads: dict[int, tuple[str, int, int]] = attrs.field(factory=dict)
 
     def count(self, panel_type: str, outcome: str, n: int = 1) -> None:
         """Count `n` configs' outcome under their panel type."""
         self.counts[panel_type][outcome] += n
+
+    def panel_read(self, panel_id: int, panel_type: str, *, ok: bool) -> None:
+        """Count one user read (or failed to read) from panel `panel_id`."""
+        _, read, failed = self.panel_reads.get(panel_id, (panel_type, 0, 0))
+        self.panel_reads[panel_id] = (panel_type, read + int(ok), failed + int(not ok))
 
     def total(self, outcome: str) -> int:
         """The number of configs with `outcome`, over every panel type."""
@@ -62,11 +69,26 @@ class SyncSummary:
                 for panel_type, counter in sorted(self.counts.items())
             },
             "eylandoo_configs_processed": self.eylandoo_configs_processed,
+            "per_panel": {
+                str(panel_id): {"type": panel_type, "read": read, "failed": failed}
+                for panel_id, (panel_type, read, failed) in sorted(self.panel_reads.items())
+            },
         }
 
 
 def _int(value: object) -> int:
     return int(str(value or 0))
+
+
+def add_per_panel_type(totals: dict[str, dict[str, int]], per_type: object) -> None:
+    """Add a summary's `per_panel_type` counts (panel type -> outcome -> n) into `totals`."""
+    if not isinstance(per_type, Mapping):
+        return
+    for panel_type, outcomes in per_type.items():
+        target = totals.setdefault(str(panel_type), {})
+        if isinstance(outcomes, Mapping):
+            for outcome, n in outcomes.items():
+                target[str(outcome)] = target.get(str(outcome), 0) + _int(n)
 
 
 def merge_summaries(
@@ -82,14 +104,14 @@ def merge_summaries(
     merged["panels"] = len(panels)
     per_type: dict[str, dict[str, int]] = {}
     for part in panels:
-        counts = part.get("per_panel_type")
-        if isinstance(counts, Mapping):
-            for panel_type, outcomes in counts.items():
-                target = per_type.setdefault(str(panel_type), {})
-                if isinstance(outcomes, Mapping):
-                    for outcome, n in outcomes.items():
-                        target[str(outcome)] = target.get(str(outcome), 0) + _int(n)
+        add_per_panel_type(per_type, part.get("per_panel_type"))
     merged["per_panel_type"] = per_type
+    per_panel: dict[str, object] = {}
+    for part in panels:
+        reads = part.get("per_panel")
+        if isinstance(reads, Mapping):
+            per_panel.update({str(k): v for k, v in reads.items()})
+    merged["per_panel"] = per_panel
     starts = [str(p["started_at"]) for p in panels if p.get("started_at")]
     if starts:
         merged["started_at"] = min(starts)

@@ -173,6 +173,8 @@ class SyncAllUsage:
                 result,
                 success_level=logging.INFO if eylandoo else logging.DEBUG,
             )
+            read = isinstance(result, CounterReading)
+            summary.panel_read(job.panel.id, target.type_name, ok=read)
             if not isinstance(result, CounterReading):
                 summary.count(target.type_name, "failed")
                 continue

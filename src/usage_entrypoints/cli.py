@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
@@ -294,6 +295,7 @@ def run() -> None:
     import threading  # noqa: PLC0415
 
     from usage_entrypoints.embedded import run_loop  # noqa: PLC0415
+    from usage_entrypoints.metrics import serve_if_configured as serve_metrics  # noqa: PLC0415
 
     stop = threading.Event()
 
@@ -305,6 +307,7 @@ def run() -> None:
     signal.signal(signal.SIGINT, on_signal)
     with _container() as container:
         _ensure_standalone_tables(container)
+        serve_metrics(container)
         settings = container.settings()
         where = "inline" if settings.embedded else f"on RQ queue {settings.queue_name!r}"
         logger.info(
@@ -338,10 +341,12 @@ def worker(
 
     from rq import Queue, Worker  # noqa: PLC0415
 
+    from usage_entrypoints.metrics import serve_if_configured as serve_metrics  # noqa: PLC0415
     from usage_entrypoints.rq_runtime import keep_working  # noqa: PLC0415
 
     with _container() as container:
         _require_redis(container, "worker")
+        serve_metrics(container)
         redis = container.redis()
         name = container.settings().queue_name
         keep_working(
@@ -364,6 +369,7 @@ def scheduler(
     """
     import threading  # noqa: PLC0415
 
+    from usage_entrypoints.metrics import serve_if_configured as serve_metrics  # noqa: PLC0415
     from usage_entrypoints.rq_runtime import (  # noqa: PLC0415
         keep_scheduling,
         quiet_rq_scheduler,
@@ -373,6 +379,7 @@ def scheduler(
     quiet_rq_scheduler()
     with _container() as container:
         _require_redis(container, "scheduler")
+        serve_metrics(container)
         name = container.settings().queue_name
         redis = container.redis()
 
@@ -443,6 +450,29 @@ def schedule(
     else:
         lines.append("Last run: none recorded yet")
     _echo_lines(lines)
+
+
+@app.command("metrics")
+def metrics(
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", help="Write to this file atomically (node-exporter's textfile collector)."
+        ),
+    ] = None,
+) -> None:
+    """Print the Prometheus metrics of the recorded runs, read from Redis or the state directory."""
+    from usage_entrypoints.metrics import exposition, write_textfile  # noqa: PLC0415
+
+    with _container() as container:
+        text = exposition(container)
+    if output is None:
+        sys.stdout.write(text.decode())
+        return
+    try:
+        write_textfile(output, text)
+    except OSError as exc:
+        _fail(f"cannot write {output}: {exc.strerror or exc}", 2)
 
 
 @app.command("demo")

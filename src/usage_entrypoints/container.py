@@ -23,7 +23,12 @@ from usage_adapters.panels.clients import HttpxPanelClients
 from usage_adapters.panels.kept_logins import LoginKeeper
 from usage_adapters.redis_lock import RedisDispatchSlots, RedisLock
 from usage_adapters.rq_queue import RqFanOut, RqJobQueue
-from usage_adapters.run_history import FileRunHistory, RedisRunHistory
+from usage_adapters.run_history import (
+    FileDocument,
+    FileRunHistory,
+    RedisDocument,
+    RedisRunHistory,
+)
 from usage_adapters.sql.configs import SqlConfigRepository
 from usage_adapters.sql.enforcement import SqlEnforcementStore
 from usage_adapters.sql.engine import create_store_engine
@@ -33,7 +38,7 @@ from usage_adapters.sql.settings import SqlSettingsRepository
 from usage_core.dispatch import JOB_NAME, SchedulerTick
 from usage_core.enforcement.remote import RemoteOperations
 from usage_core.enforcement.run import EnforceQuotas
-from usage_core.ports import DispatchSlots, JobQueue, Lock, RunHistory
+from usage_core.ports import DispatchSlots, JobQueue, Lock, RunHistory, RunStatsStore
 from usage_core.run import SyncRun
 from usage_core.sync_all import SyncAllUsage
 from usage_core.sync_one import SyncOneConfig
@@ -164,6 +169,16 @@ class Container(containers.DeclarativeContainer):
             path=providers.Callable(lambda s: s.resolved_state_dir / "last-run.json", settings),
         ),
     )
+    run_stats: providers.Provider[RunStatsStore] = providers.Selector(
+        mode,
+        redis=providers.Singleton(
+            RedisDocument, redis=redis, key=providers.Callable(_key, settings, "run-stats")
+        ),
+        embedded=providers.Singleton(
+            FileDocument,
+            path=providers.Callable(lambda s: s.resolved_state_dir / "run-stats.json", settings),
+        ),
+    )
 
     sync_one = providers.Factory(
         SyncOneConfig,
@@ -200,7 +215,12 @@ class Container(containers.DeclarativeContainer):
         tz=settings.provided.tz,
     )
     sync_run = providers.Factory(
-        SyncRun, sync=sync_all, lock=lock, history=run_history, enforce=enforce
+        SyncRun,
+        sync=sync_all,
+        lock=lock,
+        history=run_history,
+        enforce=enforce,
+        stats=run_stats,
     )
     queue: providers.Provider[JobQueue] = providers.Selector(
         mode,

@@ -18,9 +18,11 @@ from usage_adapters.panels import (
 )
 from usage_adapters.panels.options import MAX_PANEL_CONCURRENCY
 from usage_core.errors import ConfigurationError
+from usage_core.health import DEFAULT_MAX_PANEL_FAILURES
 from usage_core.model import Secret
 
 DEFAULT_DATABASE_URL = "sqlite:///usage-sync.sqlite"
+DEFAULT_METRICS_ADDR = "0.0.0.0"  # noqa: S104 - Prometheus scrapes from another host
 LogFormat = Literal["text", "json"]
 
 
@@ -54,6 +56,12 @@ class Settings:
         panel_concurrency: Requests in flight per panel during a full sync
             (`USAGE_SYNC_PANEL_CONCURRENCY`), unless a panel's `extra.sync_concurrency`
             says otherwise.
+        metrics_port: Port `run`, `worker` and `scheduler` serve Prometheus
+            metrics on (`USAGE_SYNC_METRICS_PORT`); None serves none.
+        metrics_addr: Address the metrics are served on (`USAGE_SYNC_METRICS_ADDR`,
+            default every interface).
+        max_panel_failures: Runs in a row a panel may fail before
+            `usage-sync health` reports it (`USAGE_SYNC_HEALTH_PANEL_FAILURES`).
     """
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -69,6 +77,9 @@ class Settings:
     fanout: bool = False
     panel_budget_s: float = DEFAULT_PANEL_BUDGET_S
     panel_concurrency: int = DEFAULT_PANEL_CONCURRENCY
+    metrics_port: int | None = None
+    metrics_addr: str = DEFAULT_METRICS_ADDR
+    max_panel_failures: int = DEFAULT_MAX_PANEL_FAILURES
 
     @property
     def embedded(self) -> bool:
@@ -130,6 +141,15 @@ class Settings:
         if fanout not in ("off", "panel"):
             msg = f"USAGE_SYNC_FANOUT must be 'off' or 'panel', not {fanout!r}"
             raise ConfigurationError(msg)
+        metrics_port = get("METRICS_PORT")
+        port = _whole(metrics_port, 0, "METRICS_PORT", 1, 65535) if metrics_port else None
+        failures = _whole(
+            get("HEALTH_PANEL_FAILURES"),
+            DEFAULT_MAX_PANEL_FAILURES,
+            "HEALTH_PANEL_FAILURES",
+            1,
+            1000,
+        )
         app_key = get("APP_KEY")
         redis_url = get("REDIS_URL")
         state_dir = get("STATE_DIR")
@@ -147,6 +167,9 @@ class Settings:
             fanout=fanout == "panel",
             panel_budget_s=budget,
             panel_concurrency=int(concurrency),
+            metrics_port=port,
+            metrics_addr=get("METRICS_ADDR") or DEFAULT_METRICS_ADDR,
+            max_panel_failures=failures,
         )
 
 
@@ -162,3 +185,12 @@ def _number(text: str | None, default: float, name: str, low: float, high: float
         msg = f"USAGE_SYNC_{name} must be a number from {low:g} to {high:g}, not {text!r}"
         raise ConfigurationError(msg)
     return value
+
+
+def _whole(text: str | None, default: int, name: str, low: int, high: int) -> int:
+    """`USAGE_SYNC_<name>` as a whole number within `low..high`, or `default` when unset."""
+    value = _number(text, default, name, low, high)
+    if value != int(value):
+        msg = f"USAGE_SYNC_{name} must be a whole number, not {text!r}"
+        raise ConfigurationError(msg)
+    return int(value)

@@ -17,7 +17,12 @@ from usage_adapters.file_lock import FileLock
 from usage_adapters.panels.clients import HttpxPanelClients
 from usage_adapters.redis_lock import RedisLock
 from usage_adapters.rq_queue import RqJobQueue
-from usage_adapters.run_history import FileRunHistory, RedisRunHistory
+from usage_adapters.run_history import (
+    FileDocument,
+    FileRunHistory,
+    RedisDocument,
+    RedisRunHistory,
+)
 from usage_entrypoints import settings as settings_module
 from usage_entrypoints.container import Container, build_container
 from usage_entrypoints.logs import JsonFormatter
@@ -37,6 +42,10 @@ WIRED = {
     "FANOUT",
     "PANEL_BUDGET",
     "PANEL_CONCURRENCY",
+    # Served and acted on in test_metrics_endpoint.py and test_health.py (subprocesses).
+    "METRICS_PORT",
+    "METRICS_ADDR",
+    "HEALTH_PANEL_FAILURES",
 }
 
 
@@ -131,6 +140,10 @@ def test_redis_mode_values_arrive(app_db, container_for, tmp_path: Path) -> None
     assert lock.key.startswith("usage-sync:q-wired:")
     assert isinstance(history, RedisRunHistory)
     assert history.key.startswith("usage-sync:q-wired:")
+    stats = container.run_stats()
+    assert isinstance(stats, RedisDocument)
+    assert stats.key == "usage-sync:q-wired:run-stats"
+    assert container.sync_run().stats is stats
     assert container.settings().fanout is True
 
 
@@ -144,6 +157,9 @@ def test_embedded_state_dir_arrives(app_db, container_for, tmp_path: Path) -> No
     assert lock.path.parent == state
     assert isinstance(history, FileRunHistory)
     assert history.path.parent == state
+    stats = container.run_stats()
+    assert isinstance(stats, FileDocument)
+    assert stats.path == state / "run-stats.json"
 
 
 def _panel_with_users(engine: Engine, emulator: PanelEmulator, count: int) -> None:

@@ -17,6 +17,7 @@ from tests.fakes import (
 from usage_core.errors import LockHeldError
 from usage_core.model import ConfigFilter, SyncItem
 from usage_core.run import SyncRun
+from usage_core.run_stats import RunStats
 from usage_core.sync_all import SyncAllUsage
 
 
@@ -41,6 +42,19 @@ class MemoryHistory:
 
     def last(self) -> dict[str, object] | None:
         return self.summaries[-1] if self.summaries else None
+
+
+class MemoryStats:
+    """The run statistics document kept in memory."""
+
+    def __init__(self) -> None:
+        self.document: dict[str, object] | None = None
+
+    def load(self) -> dict[str, object] | None:
+        return self.document
+
+    def save(self, document: dict[str, object]) -> None:
+        self.document = document
 
 
 class BrokenConfigs(InMemoryConfigs):
@@ -205,3 +219,35 @@ class TestSyncRun:
         assert summary["panels"] == 2
         assert history.summaries == [summary]
         assert lock.remaining_seconds() is None
+
+
+class TestRunStatistics:
+    """Every finished run, and every run that fails on its last try, is folded into the stats."""
+
+    def test_finished_runs_are_counted(self) -> None:
+        """Two runs: two finished runs, the last success at the summary's end."""
+        run, _, _ = sync_run(Seconds())
+        stats = MemoryStats()
+        run.stats = stats
+        run.now()
+        summary = run.now()
+        folded = RunStats.from_dict(stats.document)
+        assert (folded.runs, folded.runs_failed) == (2, 0)
+        assert folded.last_success_at == summary["finished_at"]
+
+    def test_only_the_last_failed_try_is_counted(self) -> None:
+        """A try that will be retried is not a failed run; the last one is, with its error."""
+        run, lock, _ = sync_run(Seconds(), broken=True)
+        stats = MemoryStats()
+        run.stats = stats
+        token = lock.acquire(300)
+        assert token
+        with pytest.raises(RuntimeError):
+            run.dispatched(token, last_try=False)
+        assert stats.document is None
+        with pytest.raises(RuntimeError):
+            run.dispatched(token, last_try=True)
+        folded = RunStats.from_dict(stats.document)
+        assert (folded.runs, folded.runs_failed) == (0, 1)
+        assert folded.last_error == "the database went away"
+        assert folded.last_failure_at == "2026-11-24T00:00:00+00:00"

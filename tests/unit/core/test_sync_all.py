@@ -115,6 +115,10 @@ class TestSyncAll:
         assert (summary.total("failed"), summary.total("skipped")) == (1, 2)
         assert summary.total("updated") == 2
         assert resellers.used[1] == 30
+        assert summary.as_dict()["per_panel"] == {
+            "1": {"type": "eylandoo", "read": 1, "failed": 0},
+            "2": {"type": "marzban", "read": 1, "failed": 1},
+        }
 
     def test_a_panel_that_raises_fails_only_its_configs(self) -> None:
         """A panel whose session raises fails its own configs; other panels sync."""
@@ -136,6 +140,10 @@ class TestSyncAll:
         summary = use_case()
         assert summary.total("failed") == 2
         assert store.rows[3].usage_bytes == 7
+        assert summary.as_dict()["per_panel"] == {
+            "1": {"type": "eylandoo", "read": 1, "failed": 0},
+            "2": {"type": "marzban", "read": 0, "failed": 2},
+        }
         assert all(session.closed for _, session in clients.sessions)
 
     def test_writes_are_batched(self) -> None:
