@@ -116,6 +116,7 @@ class InMemoryConfigs:
             usage_bytes=state.usage_bytes,
             settled_bytes=state.settled_bytes,
             last_counter=state.last_counter,
+            last_lifetime=state.last_lifetime,
         )
         self.versions[config_id] += 1
 

@@ -6,6 +6,12 @@ last counter seen and only ever adds: growth is added to `usage_bytes`; a drop
 means the panel reset its counter, so the current `usage_bytes` moves into
 `settled_usage_bytes` (which the quota still counts) and `usage_bytes`
 restarts from the new counter.
+
+A counter cannot show a reset that was followed by regrowth past the last
+value between two syncs. Where the panel also reports a lifetime counter
+(which a single user's reset leaves alone), the ledger keeps the last one
+beside the last counter: the lifetime's growth is what was used since the
+last sync, and growth beyond the counter's is a reset it hides.
 """
 
 from __future__ import annotations
@@ -24,11 +30,14 @@ class LedgerState:
         settled_bytes: `meta.settled_usage_bytes` (0 when absent).
         last_counter: The last panel counter the ledger applied, or None when
             no counter has been seen yet (then `usage_bytes` stands in for it).
+        last_lifetime: The panel's lifetime counter read with `last_counter`,
+            or None when that reading had none.
     """
 
     usage_bytes: int
     settled_bytes: int = 0
     last_counter: int | None = None
+    last_lifetime: int | None = None
 
     @property
     def total_bytes(self) -> int:
@@ -37,7 +46,11 @@ class LedgerState:
 
 
 def stored_state(
-    usage_bytes: int, settled_bytes: int, last_counter: int | None, counted_bytes: int | None
+    usage_bytes: int,
+    settled_bytes: int,
+    last_counter: int | None,
+    counted_bytes: int | None,
+    last_lifetime: int | None = None,
 ) -> LedgerState:
     """The ledger a stored row stands for, trusting `usage_bytes` over an older copy of `meta`.
 
@@ -47,13 +60,19 @@ def stored_state(
     of `meta` was saved over a newer write of ours (the app saves `meta` alone
     when the usage it loaded was already 0): the column then holds bytes that
     the stored counter does not account for, and the counter they were counted
-    against is that much further on.
+    against is that much further on, and so is the lifetime read with it.
+    A lifetime stored without a counter has nothing to be compared with and is
+    dropped.
     """
-    if last_counter is not None and counted_bytes is not None:
+    if last_counter is None:
+        last_lifetime = None
+    elif counted_bytes is not None:
         unaccounted = usage_bytes + settled_bytes - counted_bytes
         if unaccounted > 0:
             last_counter += unaccounted
-    return LedgerState(usage_bytes, settled_bytes, last_counter)
+            if last_lifetime is not None:
+                last_lifetime += unaccounted
+    return LedgerState(usage_bytes, settled_bytes, last_counter, last_lifetime)
 
 
 class StepKind(enum.Enum):
@@ -74,6 +93,8 @@ class LedgerStep:
     after: LedgerState
     # A drop that `may_reset=False` kept from counting as a reset.
     ignored_drop: bool = False
+    # The lifetime counter read with `counter`, when the reply had one.
+    lifetime: int | None = None
 
     @property
     def changed(self) -> bool:
@@ -86,36 +107,73 @@ class LedgerStep:
         return self.after.settled_bytes - self.before.settled_bytes
 
 
-def advance(state: LedgerState, counter: int, *, may_reset: bool = True) -> LedgerStep:
-    """Apply a panel counter (bytes, >= 0) to a ledger state.
+def advance(
+    state: LedgerState, counter: int, *, may_reset: bool = True, lifetime: int | None = None
+) -> LedgerStep:
+    """Apply a panel counter (bytes, >= 0) and its lifetime counter, if any, to a ledger state.
 
     With `may_reset` false (a reply that carried no usage field at all, read
     as 0), a drop is not taken as a reset: the state is kept as it is, so
     that the next real counter does not count the same bytes twice.
+
+    When both this reading and the state have a lifetime and it did not
+    drop, its growth is what was used since the last sync. A reset is then
+    settled with the bytes used before it (the lifetime's growth less the
+    counter since the reset), also when regrowth carried the counter past
+    its last value. A lifetime that dropped (Marzban computes it from reset
+    logs that "reset all" deletes; a recreated user starts again at 0), is
+    missing, or grew by less than the counter says was used since a reset,
+    tells nothing: the counter alone decides, as without a lifetime.
     """
-    if counter < 0:
-        msg = f"a panel counter cannot be negative: {counter}"
+    if counter < 0 or (lifetime is not None and lifetime < 0):
+        msg = f"a panel counter cannot be negative: {counter}, lifetime {lifetime}"
         raise ValueError(msg)
     last = state.usage_bytes if state.last_counter is None else state.last_counter
-    if counter == last:
-        after = attrs.evolve(state, last_counter=counter)
-        # Recording a counter that only confirms usage_bytes is not a change
-        # worth a write.
-        if state.last_counter is None:
-            after = state
-        return LedgerStep(StepKind.UNCHANGED, counter, state, after)
-    if counter > last:
-        after = LedgerState(
-            usage_bytes=state.usage_bytes + (counter - last),
-            settled_bytes=state.settled_bytes,
-            last_counter=counter,
+    if counter < last and not may_reset:
+        return LedgerStep(
+            StepKind.UNCHANGED, counter, state, state, ignored_drop=True, lifetime=lifetime
         )
-        return LedgerStep(StepKind.GROWTH, counter, state, after)
-    if not may_reset:
-        return LedgerStep(StepKind.UNCHANGED, counter, state, state, ignored_drop=True)
+    before_reset = _used_before_reset(state, last, counter, lifetime) if may_reset else None
+    if counter < last or before_reset is not None:
+        after = LedgerState(
+            usage_bytes=counter,
+            settled_bytes=state.settled_bytes + state.usage_bytes + (before_reset or 0),
+            last_counter=counter,
+            last_lifetime=lifetime,
+        )
+        return LedgerStep(StepKind.RESET, counter, state, after, lifetime=lifetime)
+    if counter == last:
+        after = attrs.evolve(state, last_counter=counter, last_lifetime=lifetime)
+        # Recording a counter that only confirms usage_bytes is not a change
+        # worth a write, unless it brings a lifetime to compare the next one with.
+        if state.last_counter is None and lifetime is None:
+            after = state
+        return LedgerStep(StepKind.UNCHANGED, counter, state, after, lifetime=lifetime)
     after = LedgerState(
-        usage_bytes=counter,
-        settled_bytes=state.settled_bytes + state.usage_bytes,
+        usage_bytes=state.usage_bytes + (counter - last),
+        settled_bytes=state.settled_bytes,
         last_counter=counter,
+        last_lifetime=lifetime,
     )
-    return LedgerStep(StepKind.RESET, counter, state, after)
+    return LedgerStep(StepKind.GROWTH, counter, state, after, lifetime=lifetime)
+
+
+def _used_before_reset(
+    state: LedgerState, last: int, counter: int, lifetime: int | None
+) -> int | None:
+    """Bytes used between the last sync and a reset the lifetime shows; None when it shows none.
+
+    After a reset the counter only holds what was used since, so everything
+    used since the last sync (the lifetime's growth) less the counter was
+    used before the reset. With no reset, the lifetime grows as the counter
+    does.
+    """
+    if lifetime is None or state.last_lifetime is None or lifetime < state.last_lifetime:
+        return None
+    used = lifetime - state.last_lifetime
+    if counter >= last and used <= counter - last:
+        return None
+    if used < counter:
+        # More counted since a reset than used since the last sync: the two disagree.
+        return None
+    return used - counter

@@ -169,13 +169,16 @@ class ResellerConfig:
     traffic_limit_bytes: int
     settled_bytes: int = 0
     last_counter: int | None = None
+    last_lifetime: int | None = None
     # Why the row's usage fields cannot be trusted (e.g. malformed meta), or None.
     problem: str | None = None
 
     @property
     def ledger(self) -> LedgerState:
         """The config's usage as a ledger state."""
-        return LedgerState(self.usage_bytes, self.settled_bytes, self.last_counter)
+        return LedgerState(
+            self.usage_bytes, self.settled_bytes, self.last_counter, self.last_lifetime
+        )
 
 
 @attrs.frozen

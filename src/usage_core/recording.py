@@ -59,17 +59,20 @@ def log_kept_usage(config_id: int, step: LedgerStep) -> None:
 
 def log_reset(config_id: int, step: LedgerStep) -> None:
     """Say that a counter reset moved usage into `settled_usage_bytes`."""
+    context: dict[str, object] = {
+        "config_id": config_id,
+        "previous_counter": step.before.last_counter,
+        "counter": step.counter,
+        "settled_bytes": step.after.settled_bytes,
+    }
+    if step.lifetime is not None and step.before.last_lifetime is not None:
+        context |= {"previous_lifetime": step.before.last_lifetime, "lifetime": step.lifetime}
     logger.log(
         NOTICE,
         "Panel counter reset detected for config %s: %s bytes moved to settled_usage_bytes",
         config_id,
         step.settled_now,
-        extra=ctx(
-            config_id=config_id,
-            previous_counter=step.before.last_counter,
-            counter=step.counter,
-            settled_bytes=step.after.settled_bytes,
-        ),
+        extra=ctx(**context),
     )
 
 
@@ -80,6 +83,7 @@ def record_counter(
     seen_last_counter: int | object | None = _UNSET,
     *,
     may_reset: bool = True,
+    lifetime: int | None = None,
 ) -> LedgerStep | None:
     """Apply `counter` to the config's ledger with a guarded write.
 
@@ -89,7 +93,8 @@ def record_counter(
     `seen_last_counter` is the ledger's last counter as read before the panel
     was asked; when another sync has recorded a counter since, this reading is
     dropped with SupersededReadingError rather than risk mistaking it for a reset.
-    With `may_reset` false, a drop is not taken as a reset (see `ledger.advance`).
+    With `may_reset` false, a drop is not taken as a reset; `lifetime` is the
+    panel's lifetime counter read with `counter` (see `ledger.advance`).
     """
     for _ in range(LEDGER_WRITE_ATTEMPTS):
         snapshot = configs.load_ledger(config_id)
@@ -102,7 +107,7 @@ def record_counter(
                 "this reading was not applied"
             )
             raise SupersededReadingError(msg)
-        step = advance(snapshot.state, counter, may_reset=may_reset)
+        step = advance(snapshot.state, counter, may_reset=may_reset, lifetime=lifetime)
         if step.ignored_drop:
             log_kept_usage(config_id, step)
         if not (step.changed or snapshot.stale) or config_id in configs.save_ledgers(

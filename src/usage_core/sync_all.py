@@ -179,7 +179,10 @@ class SyncAllUsage:
                 summary.count(target.type_name, "failed")
                 continue
             step = advance(
-                target.item.snapshot.state, result.bytes, may_reset=result.has_usage_field
+                target.item.snapshot.state,
+                result.bytes,
+                may_reset=result.has_usage_field,
+                lifetime=result.lifetime_bytes,
             )
             if step.ignored_drop:
                 log_kept_usage(config.id, step)
@@ -221,7 +224,11 @@ class SyncAllUsage:
         config = target.item.config
         try:
             retried = record_counter(
-                self.configs, config.id, step.counter, target.item.snapshot.state.last_counter
+                self.configs,
+                config.id,
+                step.counter,
+                target.item.snapshot.state.last_counter,
+                lifetime=step.lifetime,
             )
         except SupersededReadingError as exc:
             logger.warning(str(exc), extra=ctx(config_id=config.id))

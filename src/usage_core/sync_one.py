@@ -155,6 +155,7 @@ class SyncOneConfig:
                 result.bytes,
                 config.last_counter,
                 may_reset=result.has_usage_field,
+                lifetime=result.lifetime_bytes,
             )
         except UsageSyncError as exc:
             step, problem = None, str(exc)

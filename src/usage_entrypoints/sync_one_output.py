@@ -123,6 +123,8 @@ def report_document(report: SyncOneReport) -> dict[str, Any]:
         }
     if reading is not None:
         document["usage"] = {"bytes": reading.bytes, "path": reading.path}
+        if reading.lifetime_bytes is not None:
+            document["usage"]["lifetime_bytes"] = reading.lifetime_bytes
     if step is not None:
         document["ledger"] = {
             "kind": step.kind.value,
@@ -134,6 +136,8 @@ def report_document(report: SyncOneReport) -> dict[str, Any]:
             "last_counter": step.after.last_counter,
             "written": step.changed,
         }
+        if step.after.last_lifetime is not None:
+            document["ledger"]["last_lifetime"] = step.after.last_lifetime
     if report.reseller is not None:
         document["reseller"] = {
             "id": report.reseller.reseller_id,

@@ -23,6 +23,7 @@ from usage_adapters.sql.errors import translated
 from usage_adapters.sql.meta import (
     COUNTED_KEY,
     LAST_COUNTER_KEY,
+    LAST_LIFETIME_KEY,
     SETTLED_KEY,
     meta_bytes,
     meta_set,
@@ -62,6 +63,12 @@ class MetaVersion:
     usage_bytes: int
     meta_text: str | None
     meta_is_object: bool
+    # The stored lifetime key holds a value, which a write without one must clear.
+    has_lifetime: bool = False
+
+
+def _version(usage_bytes: int, meta_text: str | None, meta: Mapping[str, object]) -> MetaVersion:
+    return MetaVersion(usage_bytes, meta_text, bool(meta), meta.get(LAST_LIFETIME_KEY) is not None)
 
 
 def _ledger_of(config_id: int, usage_bytes: int | None, meta: Mapping[str, object]) -> LedgerState:
@@ -70,12 +77,15 @@ def _ledger_of(config_id: int, usage_bytes: int | None, meta: Mapping[str, objec
         meta_bytes(config_id, meta, SETTLED_KEY) or 0,
         meta_bytes(config_id, meta, LAST_COUNTER_KEY),
         meta_bytes(config_id, meta, COUNTED_KEY),
+        meta_bytes(config_id, meta, LAST_LIFETIME_KEY),
     )
 
 
 def _is_stale(config_id: int, state: LedgerState, meta: Mapping[str, object]) -> bool:
-    """True when `stored_state` had to move the stored counter on."""
-    return state.last_counter != meta_bytes(config_id, meta, LAST_COUNTER_KEY)
+    """True when `stored_state` had to move the stored counter (or lifetime) on, or drop it."""
+    return state.last_counter != meta_bytes(
+        config_id, meta, LAST_COUNTER_KEY
+    ) or state.last_lifetime != meta_bytes(config_id, meta, LAST_LIFETIME_KEY)
 
 
 def _item(row: Any) -> SyncItem:
@@ -101,9 +111,10 @@ def _item(row: Any) -> SyncItem:
         traffic_limit_bytes=int(row.traffic_limit_bytes or 0),
         settled_bytes=ledger.settled_bytes,
         last_counter=ledger.last_counter,
+        last_lifetime=ledger.last_lifetime,
         problem=problem,
     )
-    version = MetaVersion(ledger.usage_bytes, row.meta_text, bool(meta))
+    version = _version(ledger.usage_bytes, row.meta_text, meta)
     return SyncItem(
         config,
         LedgerSnapshot(
@@ -142,7 +153,7 @@ class SqlConfigRepository:
             return None
         meta = parse_meta(config_id, row.meta_text)
         state = _ledger_of(config_id, row.usage_bytes, meta)
-        version = MetaVersion(state.usage_bytes, row.meta_text, bool(meta))
+        version = _version(state.usage_bytes, row.meta_text, meta)
         return LedgerSnapshot(config_id, state, version, stale=_is_stale(config_id, state, meta))
 
     @translated
@@ -197,7 +208,7 @@ class SqlConfigRepository:
     @translated
     def save_ledgers(self, writes: Sequence[tuple[LedgerSnapshot, LedgerState]]) -> set[int]:
         """Write each ledger unless its row changed since its snapshot; the ids written."""
-        groups: dict[tuple[bool, bool], list[dict[str, Any]]] = defaultdict(list)
+        groups: dict[tuple[bool, bool, bool], list[dict[str, Any]]] = defaultdict(list)
         expected: dict[int, LedgerState] = {}
         for snapshot, after in writes:
             version = snapshot.version
@@ -205,7 +216,8 @@ class SqlConfigRepository:
                 msg = "a ledger snapshot from another store"
                 raise TypeError(msg)
             sets_settled = after.settled_bytes != snapshot.state.settled_bytes
-            groups[(version.meta_is_object, sets_settled)].append(
+            sets_lifetime = after.last_lifetime is not None or version.has_lifetime
+            groups[(version.meta_is_object, sets_settled, sets_lifetime)].append(
                 {
                     "b_id": snapshot.config_id,
                     "b_old_usage": version.usage_bytes,
@@ -214,6 +226,7 @@ class SqlConfigRepository:
                     "b_counter": after.last_counter,
                     "b_counted": after.total_bytes,
                     "b_settled": after.settled_bytes,
+                    "b_lifetime": after.last_lifetime,
                 }
             )
             expected[snapshot.config_id] = after
@@ -221,12 +234,16 @@ class SqlConfigRepository:
             return set()
         matched = 0
         with self._engine.begin() as conn:
-            for (base_is_object, sets_settled), params in groups.items():
+            for (base_is_object, sets_settled, sets_lifetime), params in groups.items():
                 if self._dialect == "mysql":
-                    matched += _joined_updates(conn, params, base_is_object, sets_settled)
+                    matched += _joined_updates(
+                        conn, params, base_is_object, sets_settled, sets_lifetime
+                    )
                 else:
                     stmt = self._guarded_update(
-                        base_is_object=base_is_object, sets_settled=sets_settled
+                        base_is_object=base_is_object,
+                        sets_settled=sets_settled,
+                        sets_lifetime=sets_lifetime,
                     )
                     matched += _execute_many(conn, stmt, params)
         if matched == len(expected):
@@ -234,13 +251,18 @@ class SqlConfigRepository:
         # Some rows changed under us: find out which writes landed.
         return self._landed(expected)
 
-    def _guarded_update(self, *, base_is_object: bool, sets_settled: bool) -> Any:
+    def _guarded_update(
+        self, *, base_is_object: bool, sets_settled: bool, sets_lifetime: bool
+    ) -> Any:
         keys: dict[str, Any] = {
             LAST_COUNTER_KEY: bindparam("b_counter"),
             COUNTED_KEY: bindparam("b_counted"),
         }
         if sets_settled:
             keys = {SETTLED_KEY: bindparam("b_settled"), **keys}
+        if sets_lifetime:
+            # A reading without a lifetime stores JSON null over the last one.
+            keys[LAST_LIFETIME_KEY] = bindparam("b_lifetime")
         meta = meta_set(self._dialect, _c.meta, base_is_object, keys)
         return (
             update(t.reseller_configs)
@@ -274,7 +296,11 @@ class SqlConfigRepository:
 
 
 def _joined_updates(
-    conn: Connection, params: list[dict[str, Any]], base_is_object: bool, sets_settled: bool
+    conn: Connection,
+    params: list[dict[str, Any]],
+    base_is_object: bool,
+    sets_settled: bool,
+    sets_lifetime: bool,
 ) -> int:
     """MySQL/MariaDB: the guarded update as one UPDATE … JOIN per chunk of rows.
 
@@ -285,6 +311,8 @@ def _joined_updates(
     keys = f"'$.{LAST_COUNTER_KEY}', v.b_counter, '$.{COUNTED_KEY}', v.b_counted"
     if sets_settled:
         keys = f"'$.{SETTLED_KEY}', v.b_settled, " + keys
+    if sets_lifetime:
+        keys += f", '$.{LAST_LIFETIME_KEY}', v.b_lifetime"
     guard = (
         "COALESCE(CAST(c.meta AS CHAR CHARACTER SET utf8mb4), '') COLLATE utf8mb4_bin"
         " = v.b_old_meta"
@@ -294,7 +322,8 @@ def _joined_updates(
         chunk = params[start : start + _CHUNK]
         rows = " UNION ALL ".join(
             f"SELECT :i{n} AS b_id, :u{n} AS b_old_usage, :m{n} AS b_old_meta, "
-            f":n{n} AS b_usage, :c{n} AS b_counter, :t{n} AS b_counted, :s{n} AS b_settled"
+            f":n{n} AS b_usage, :c{n} AS b_counter, :t{n} AS b_counted, :s{n} AS b_settled, "
+            f":l{n} AS b_lifetime"
             for n in range(len(chunk))
         )
         sql = (
@@ -313,6 +342,7 @@ def _joined_updates(
                 f"c{n}": row["b_counter"],
                 f"t{n}": row["b_counted"],
                 f"s{n}": row["b_settled"],
+                f"l{n}": row["b_lifetime"],
             }
         matched += conn.execute(text(sql), bound).rowcount
     return matched

@@ -21,6 +21,8 @@ SETTLED_KEY = "settled_usage_bytes"
 LAST_COUNTER_KEY = "usage_sync_last_counter"
 # usage + settled as of the write that stored the last counter (see `ledger.stored_state`).
 COUNTED_KEY = "usage_sync_counted_bytes"
+# The panel's lifetime counter read with the last counter, where the panel has one.
+LAST_LIFETIME_KEY = "usage_sync_last_lifetime"
 
 
 def parse_meta(config_id: int, text: str | None) -> Mapping[str, object]:

@@ -24,12 +24,15 @@ class CounterReading:
         path: Where in the reply it came from, e.g. `userInfo.total_traffic_bytes`.
         upload_bytes: The upload part when the counter is a sum, else None.
         download_bytes: The download part when the counter is a sum, else None.
+        lifetime_bytes: The panel's lifetime counter (never reset by a single
+            user's reset) when the reply carries a valid one, else None.
     """
 
     bytes: int
     path: str
     upload_bytes: int | None = None
     download_bytes: int | None = None
+    lifetime_bytes: int | None = None
 
     @property
     def has_usage_field(self) -> bool:

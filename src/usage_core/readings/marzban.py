@@ -15,7 +15,11 @@ from usage_core.readings.base import (
 
 
 def parse_marzban_user(reply: object) -> UsageResult:
-    """Read a Marzban or Marzneshin user object: `used_traffic`, required."""
+    """Read a Marzban or Marzneshin user object: `used_traffic`, required.
+
+    `lifetime_used_traffic` comes along when it is a byte count; one that is
+    not is left out, never a failure of the reading.
+    """
     root = json_object(reply)
     if root is None:
         return HardFailure("the reply is not a JSON object")
@@ -24,7 +28,8 @@ def parse_marzban_user(reply: object) -> UsageResult:
     used = byte_count(root["used_traffic"])
     if used is None:
         return HardFailure(f"used_traffic is not a byte count: {preview(root['used_traffic'])}")
-    return CounterReading(used, "used_traffic")
+    lifetime = byte_count(root.get("lifetime_used_traffic"))
+    return CounterReading(used, "used_traffic", lifetime_bytes=lifetime)
 
 
 parse_marzneshin_user = parse_marzban_user

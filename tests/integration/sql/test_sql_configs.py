@@ -10,7 +10,7 @@ from original_rows import fetch_row, insert_config, insert_reseller
 from sqlalchemy import text
 
 from usage_adapters.sql.configs import SqlConfigRepository
-from usage_adapters.sql.meta import COUNTED_KEY, LAST_COUNTER_KEY, SETTLED_KEY
+from usage_adapters.sql.meta import COUNTED_KEY, LAST_COUNTER_KEY, LAST_LIFETIME_KEY, SETTLED_KEY
 from usage_adapters.sql.resellers import SqlResellerRepository
 from usage_core.errors import StoreError, SupersededReadingError
 from usage_core.ledger import LedgerState
@@ -73,6 +73,38 @@ class TestConfigs:
             LAST_COUNTER_KEY: 30,
             COUNTED_KEY: 1030,
         }
+
+    def test_the_lifetime_is_kept_beside_the_counter(self, original_db) -> None:
+        """The lifetime is stored, settles a reset hidden by regrowth, is cleared when absent."""
+        reseller = insert_reseller(original_db.engine)
+        config_id = insert_config(
+            original_db.engine,
+            reseller_id=reseller,
+            external_username="u",
+            meta={"settled_usage_bytes": 0, "note": "kept"},
+        )
+        repo = SqlConfigRepository(original_db.engine)
+        assert record_counter(repo, config_id, 1000, lifetime=1000) is not None
+        assert meta_of(original_db, config_id)[LAST_LIFETIME_KEY] == 1000
+        # +100, a reset, then regrowth to 1050: the lifetime grew by 1150.
+        step = record_counter(repo, config_id, 1050, lifetime=2150)
+        assert step is not None
+        assert step.after == LedgerState(1050, 1100, 1050, 2150)
+        assert meta_of(original_db, config_id) == {
+            "settled_usage_bytes": 1100,
+            "note": "kept",
+            LAST_COUNTER_KEY: 1050,
+            COUNTED_KEY: 2150,
+            LAST_LIFETIME_KEY: 2150,
+        }
+        # A reading without a lifetime leaves none to compare the next one with.
+        step = record_counter(repo, config_id, 1060)
+        assert step is not None
+        assert meta_of(original_db, config_id)[LAST_LIFETIME_KEY] is None
+        snapshot = repo.load_ledger(config_id)
+        assert snapshot is not None
+        assert snapshot.state == LedgerState(1060, 1100, 1060, None)
+        assert not snapshot.stale
 
     @pytest.mark.parametrize("stored", [None, "[]", "null"])
     def test_empty_meta_shapes(self, original_db, stored: str | None) -> None:

@@ -184,10 +184,16 @@ class TestMarzbanAndMarzneshin:
     """`parse_marzban_user` needs `used_traffic`."""
 
     def test_used_traffic(self) -> None:
-        """`used_traffic` is the counter."""
+        """`used_traffic` is the counter, `lifetime_used_traffic` comes along."""
         assert parse_marzban_user({"used_traffic": GIB, "lifetime_used_traffic": 5 * GIB}) == (
-            CounterReading(GIB, "used_traffic")
+            CounterReading(GIB, "used_traffic", lifetime_bytes=5 * GIB)
         )
+
+    def test_an_unusable_lifetime_is_left_out(self) -> None:
+        """A lifetime outside 0..2^63-1, or not a number, is ignored; the reading stands."""
+        for lifetime in (-1, 2**63, "lots", None, True, [1]):
+            reply = {"used_traffic": GIB, "lifetime_used_traffic": lifetime}
+            assert parse_marzban_user(reply) == CounterReading(GIB, "used_traffic"), lifetime
 
     def test_zero_is_valid(self) -> None:
         """0 is a real value."""
