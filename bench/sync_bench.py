@@ -18,6 +18,7 @@ import os
 import pstats
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -35,6 +36,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from floor import download_listings, run_floor
 from original_strategy import run_original_strategy
 from usage_adapters.sql import tables as t
 from usage_adapters.sql.engine import create_store_engine
@@ -64,11 +66,26 @@ def username(kind: str, i: int) -> str:
     return f"{kind}-user-{i:07d}"
 
 
-# -- the emulators, in a process of their own so that they neither share the
-# -- sync's memory figure nor its interpreter lock
+# -- the emulators, in a process group of their own so that they share neither the
+# -- sync's memory figure nor its interpreter lock, and their CPU is counted apart
+
+CHANGED_EVERY = 10  # the changed run: every tenth user of each panel used more traffic
+CHANGED_BY = 1_000_000
+
+
+def changed(i: int) -> bool:
+    """Whether user number `i` used more traffic before the changed run."""
+    return i % CHANGED_EVERY == 0
+
+
+def _process_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _emulators_main(conn: Connection, per_kind: int, latency_s: float) -> None:
+    os.setpgid(0, 0)
+    began = time.perf_counter()
     emulators = {}
     for kind in KINDS:
         users = [
@@ -84,22 +101,37 @@ def _emulators_main(conn: Connection, per_kind: int, latency_s: float) -> None:
             latency_s=latency_s,
         )
         emulators[kind].start()
-    conn.send({kind: e.url for kind, e in emulators.items()})
+    conn.send(
+        {
+            "urls": {kind: e.url for kind, e in emulators.items()},
+            "start_s": time.perf_counter() - began,
+        }
+    )
+    cpu_since = _process_cpu_s()
     while True:
         command = conn.recv()
         if command == "stats":
             conn.send(
                 {
-                    kind: {
-                        "counts": dataclasses.asdict(e.counts),
-                        "server": dataclasses.asdict(e.stats()),
-                    }
-                    for kind, e in emulators.items()
+                    "cpu_s": _process_cpu_s() - cpu_since,
+                    "panels": {
+                        kind: {
+                            "counts": dataclasses.asdict(e.counts),
+                            "server": dataclasses.asdict(e.stats()),
+                        }
+                        for kind, e in emulators.items()
+                    },
                 }
             )
         elif command == "reset":
             for e in emulators.values():
                 e.reset_counts()
+            cpu_since = _process_cpu_s()
+            conn.send("ok")
+        elif command == "change":
+            for kind, e in emulators.items():
+                for i in range(0, per_kind, CHANGED_EVERY):
+                    e.users.add_traffic(username(kind, i), download=CHANGED_BY)
             conn.send("ok")
         else:
             for e in emulators.values():
@@ -109,7 +141,7 @@ def _emulators_main(conn: Connection, per_kind: int, latency_s: float) -> None:
 
 
 class Emulators:
-    """The emulator process: URLs, request counts, stop."""
+    """The emulator process: URLs, request counts and its own CPU, changes, stop."""
 
     def __init__(self, per_kind: int, latency_s: float) -> None:
         context = multiprocessing.get_context("fork")
@@ -118,20 +150,36 @@ class Emulators:
             target=_emulators_main, args=(child, per_kind, latency_s), daemon=True
         )
         self.process.start()
-        self.urls: dict[str, str] = self._conn.recv()
+        ready = self._conn.recv()
+        self.urls: dict[str, str] = ready["urls"]
+        self.start_s: float = ready["start_s"]
 
     def stats(self) -> dict[str, Any]:
+        """Process CPU seconds and each panel's counts since the last reset."""
         self._conn.send("stats")
         return self._conn.recv()
 
     def reset(self) -> None:
+        """Zero the counts and the CPU figure."""
         self._conn.send("reset")
         self._conn.recv()
 
-    def stop(self) -> None:
-        self._conn.send("stop")
+    def change(self) -> None:
+        """Every tenth user of each panel uses `CHANGED_BY` more bytes."""
+        self._conn.send("change")
         self._conn.recv()
+
+    def stop(self) -> None:
+        """Stop serving; the process group is ended if it does not leave by itself."""
+        try:
+            self._conn.send("stop")
+            self._conn.recv()
+        except (OSError, EOFError):
+            pass
         self.process.join(10)
+        if self.process.is_alive() and self.process.pid:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.join(10)
 
 
 # -- the database
@@ -265,10 +313,11 @@ def fill_database(
     return time.perf_counter() - started
 
 
-def expected_counter(config_id: int) -> int:
+def expected_counter(config_id: int, after_change: bool = False) -> int:
     """The panel counter the config with `config_id` must end with (usage and ledger)."""
     i = (config_id - 1) // 4
-    return upload_of(i) + download_of(i)
+    grown = CHANGED_BY if after_change and changed(i) else 0
+    return upload_of(i) + download_of(i) + grown
 
 
 @dataclasses.dataclass
@@ -304,7 +353,7 @@ class Verification:
         }
 
 
-def verify(url: str) -> Verification:
+def verify(url: str, after_change: bool = False) -> Verification:
     """Check every config's usage and ledger keys, and every reseller's total."""
     engine = create_store_engine(url)
     result = Verification()
@@ -320,7 +369,7 @@ def verify(url: str) -> Verification:
         )
         for row in rows:
             result.configs += 1
-            counter = expected_counter(row.id)
+            counter = expected_counter(row.id, after_change)
             expected_totals[row.reseller_id] = expected_totals.get(row.reseller_id, 0) + counter
             problem = _config_problem(row.usage_bytes, row.meta, counter)
             if problem:
@@ -390,7 +439,7 @@ def corrupt_one_row(url: str, what: str, configs: int) -> str:
     return name
 
 
-# -- the measured runs, each in a fresh process so that its peak RSS is its own
+# -- the measured runs, each in a fresh process so that its peak RSS and CPU are its own
 
 
 def _count_statements() -> dict[str, int]:
@@ -404,20 +453,27 @@ def _count_statements() -> dict[str, int]:
     return counts
 
 
-def run_ours(env: dict[str, str], profile: str | None) -> dict[str, Any]:
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_ours(env: dict[str, str], launched: float, profile: str | None) -> dict[str, Any]:
     """Child process: one full sync through the real container."""
     os.environ.update(env)
     counts = _count_statements()
     container = build_container(os.environ)
     sync = container.sync_all()
     profiler = cProfile.Profile() if profile else None
-    started = time.perf_counter()
+    # Start-up: the interpreter, the imports and the container, up to the sync's first step.
+    startup = {"startup_s": time.time() - launched, "startup_cpu_s": time.process_time()}
+    rss_before = _rss_mb()
+    started, cpu = time.perf_counter(), time.process_time()
     if profiler:
         profiler.enable()
     summary = sync()
     if profiler:
         profiler.disable()
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     enforced: dict[str, Any] = {}
     if env.get("USAGE_SYNC_BENCH_ENFORCE") == "1":
         # The enforcement pass that follows every sync, timed on its own.
@@ -428,7 +484,10 @@ def run_ours(env: dict[str, str], profile: str | None) -> dict[str, Any]:
     container.shutdown_resources()
     result: dict[str, Any] = {
         "wall_s": wall,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "cpu_s": cpu,
+        **startup,
+        "rss_before_mb": rss_before,
+        "peak_rss_mb": _rss_mb(),
         "summary": summary.as_dict(),
         **enforced,
         **counts,
@@ -439,6 +498,14 @@ def run_ours(env: dict[str, str], profile: str | None) -> dict[str, Any]:
         pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(30)
         result["profile_top"] = text.getvalue()
     return result
+
+
+def run_floor_child(payload: dict[str, Any]) -> dict[str, Any]:
+    """Child process: the floor's steps on the live data, rolled back."""
+    result = run_floor(
+        payload["database_url"], payload["urls"], payload["users"], (ADMIN, PASSWORD, API_KEY)
+    )
+    return {**result, "peak_rss_mb": _rss_mb()}
 
 
 def run_worker(env: dict[str, str]) -> dict[str, Any]:
@@ -455,9 +522,10 @@ def run_worker(env: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def child(mode: str, env: dict[str, str], profile: str | None = None) -> dict[str, Any]:
+def child(mode: str, payload: dict[str, Any], profile: str | None = None) -> dict[str, Any]:
     """Run `mode` in a fresh interpreter; its JSON result."""
-    args = [sys.executable, __file__, f"--_child={mode}", "--_env", json.dumps(env)]
+    args = [sys.executable, __file__, f"--_child={mode}", "--_payload", json.dumps(payload)]
+    args += ["--_launched", repr(time.time())]
     if profile:
         args += ["--profile", profile]
     done = subprocess.run(args, capture_output=True, text=True, check=False)
@@ -466,11 +534,16 @@ def child(mode: str, env: dict[str, str], profile: str | None = None) -> dict[st
     return json.loads(done.stdout.splitlines()[-1])
 
 
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_workers(env: dict[str, str], workers: int) -> dict[str, Any]:
     """Dispatch one fanned-out run and drain it with `workers` burst workers."""
     redis = Redis.from_url(env["USAGE_SYNC_REDIS_URL"])
     redis.flushdb()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _children_cpu_s()
     script = Path(sys.executable).with_name("usage-sync")
     tick = subprocess.run(
         [str(script), "tick", "--now", "2026-11-24T10:00:00+00:00", "--json"],
@@ -481,13 +554,15 @@ def run_workers(env: dict[str, str], workers: int) -> dict[str, Any]:
     )
     if tick.returncode != 0 or not json.loads(tick.stdout)["dispatched"]:
         raise SystemExit(f"the tick did not dispatch:\n{tick.stdout}\n{tick.stderr}")
-    args = [sys.executable, __file__, "--_child=worker", "--_env", json.dumps(env)]
+    args = [sys.executable, __file__, "--_child=worker", "--_payload", json.dumps(env)]
     procs = [subprocess.Popen(args, stdout=subprocess.PIPE, text=True) for _ in range(workers)]
     results = [json.loads(p.communicate()[0].splitlines()[-1]) for p in procs]
     wall = time.perf_counter() - started
     summary = json.loads(redis.get(f"usage-sync:{env['USAGE_SYNC_QUEUE']}:last-run") or "{}")
     return {
         "wall_s": wall,
+        # The tick, the workers and their work horses, start-ups included.
+        "cpu_s": _children_cpu_s() - cpu,
         "peak_rss_mb": max(r["peak_rss_mb"] for r in results),
         "statements": sum(r["statements"] for r in results),
         "rows": sum(r["rows"] for r in results),
@@ -504,24 +579,120 @@ def requests_of(stats: dict[str, Any]) -> dict[str, dict[str, int]]:
             "single_gets": s["counts"]["user_gets"],
             "requests": s["counts"]["requests"],
         }
-        for kind, s in stats.items()
+        for kind, s in stats["panels"].items()
     }
 
 
-def emulator_throughput(stats: dict[str, Any], wall: float) -> dict[str, dict[str, float]]:
-    """Per panel: requests served, own CPU seconds building replies, MB sent."""
+def emulator_figures(stats: dict[str, Any]) -> dict[str, Any]:
+    """The emulator process's own CPU seconds, and what each panel sent."""
     return {
-        kind: {
-            "served": s["server"]["served"],
-            "build_s": round(s["server"]["build_s"], 3),
-            "build_share_of_wall": round(s["server"]["build_s"] / wall, 3) if wall else 0.0,
-            "mb_sent": round(s["server"]["bytes_sent"] / 1e6, 2),
-        }
-        for kind, s in stats.items()
+        "cpu_s": round(stats["cpu_s"], 3),
+        "mb_sent": {
+            kind: round(s["server"]["bytes_sent"] / 1e6, 2) for kind, s in stats["panels"].items()
+        },
     }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def ratio(ours: float, floor: float) -> float | None:
+    """ours / floor, None without a floor."""
+    return round(ours / floor, 2) if floor > 0 else None
+
+
+def _rounded(figures: dict[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+    return {key: round(figures[key], 3) for key in keys if key in figures}
+
+
+def measure_run(
+    scenario: str,
+    args: argparse.Namespace,
+    env: dict[str, str],
+    url: str,
+    emulators: Emulators,
+) -> dict[str, Any]:
+    """The floor, then our sync, on the same data and warm emulators; both figures."""
+    # Warm the emulators: every listing reply built and cached before anything is timed.
+    download_listings(emulators.urls, -(-args.configs // 4), (ADMIN, PASSWORD, API_KEY))
+    emulators.reset()
+    floor = child(
+        "floor", {"database_url": url, "urls": emulators.urls, "users": -(-args.configs // 4)}
+    )
+    floor_emulators = emulators.stats()
+    emulators.reset()
+    if args.workers:
+        ours = run_workers(env, args.workers)
+    else:
+        profile = f"{args.profile}.{scenario}" if args.profile else None
+        ours = child("ours", env, profile)
+    stats = emulators.stats()
+    run: dict[str, Any] = {
+        "ours": {
+            **_rounded(
+                ours,
+                (
+                    "wall_s",
+                    "cpu_s",
+                    "startup_s",
+                    "startup_cpu_s",
+                    "rss_before_mb",
+                    "peak_rss_mb",
+                    "enforce_s",
+                ),
+            ),
+            "statements": ours["statements"],
+            "statement_rows": ours["rows"],
+            "summary": {k: ours["summary"].get(k) for k in OUTCOMES},
+        },
+        "floor": {
+            **_rounded(floor, ("wall_s", "cpu_s", "peak_rss_mb")),
+            "rows": floor["rows"],
+            "writes": floor["writes"],
+            "steps": {
+                step: _rounded(figures, ("wall_s", "cpu_s"))
+                for step, figures in floor["steps"].items()
+            },
+        },
+        "cpu_ratio": ratio(ours["cpu_s"], floor["cpu_s"]),
+        "wall_ratio": ratio(ours["wall_s"], floor["wall_s"]),
+        "configs_per_s": round(args.configs / ours["wall_s"]),
+        "requests": requests_of(stats),
+        "emulators": emulator_figures(stats),
+        "floor_emulators": emulator_figures(floor_emulators),
+    }
+    if "enforce_s" in ours:
+        run["enforcement"] = ours["enforcement"]
+        run["enforce_share_of_sync"] = round(ours["enforce_s"] / ours["wall_s"], 4)
+        run["remote_writes_per_panel"] = {
+            kind: int(s["counts"].get("writes", 0)) for kind, s in stats["panels"].items()
+        }
+    if "profile_top" in ours:
+        run["profile_top"] = ours["profile_top"]
+    return run
+
+
+def measure_baseline(url: str, n: int, emulators: Emulators) -> dict[str, Any]:
+    """The original strategy on the same N configs: wall and CPU, and its requests."""
+    emulators.reset()
+    engine = create_engine(url)
+    cpu = time.process_time()
+    base = run_original_strategy(engine, n, (ADMIN, PASSWORD, API_KEY))
+    cpu = time.process_time() - cpu
+    engine.dispose()
+    stats = emulators.stats()
+    return {
+        "configs": base["configs"],
+        "wall_s": round(base["wall_s"], 3),
+        "cpu_s": round(cpu, 3),
+        "ms_per_config": round(base["wall_s"] / base["configs"] * 1000, 3),
+        "requests": requests_of(stats),
+        "emulators": emulator_figures(stats),
+    }
+
+
+SCENARIOS = ("first", "changed", "unchanged")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line; a differing --baseline-configs is refused."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--configs", type=int, default=100_000, help="configs to sync (N)")
     parser.add_argument("--resellers", type=int, default=None, help="resellers (default N/100)")
@@ -529,8 +700,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--database-url", default=None, help="default: an SQLite file in /tmp")
     parser.add_argument("--workers", type=int, default=0, help="RQ workers (fan-out); 0: inline")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/13")
-    parser.add_argument("--baseline-configs", type=int, default=0, help="M for the original")
-    parser.add_argument("--profile", default=None, help="write a cProfile of our run here")
+    parser.add_argument(
+        "--runs",
+        default=None,
+        help="comma-separated runs among first,changed,unchanged (default all three; "
+        "first alone with --enforce)",
+    )
+    parser.add_argument(
+        "--baseline",
+        action="store_true",
+        help="also run the original strategy on the same N configs (slow: ~25 ms a config)",
+    )
+    parser.add_argument(
+        "--baseline-configs",
+        type=int,
+        default=0,
+        help="kept for old command lines: must equal --configs (same as --baseline)",
+    )
+    parser.add_argument(
+        "--profile", default=None, help="write a cProfile of each run to PATH.<run>"
+    )
     parser.add_argument("--log-level", default="INFO", help="USAGE_SYNC_LOG_LEVEL of the run")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument(
@@ -554,16 +743,82 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--corrupt-one-row",
         choices=CORRUPTIONS,
         default=None,
-        help="after the sync, tamper with one config's usage or ledger key, or one reseller's "
-        "total, to check that verification catches it (the run then exits 1)",
+        help="after the last sync, tamper with one config's usage or ledger key, or one "
+        "reseller's total, to check that verification catches it (the run then exits 1)",
     )
     parser.add_argument("--_child", default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--_env", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--_payload", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--_launched", type=float, default=0.0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.baseline_configs:
+        if args.baseline_configs != args.configs:
+            parser.error(
+                "the baseline runs at the same N as ours: drop --baseline-configs "
+                "or make it equal to --configs"
+            )
+        args.baseline = True
+    default_runs = "first" if args.enforce else ",".join(SCENARIOS)
+    args.runs = [run.strip() for run in (args.runs or default_runs).split(",") if run.strip()]
+    unknown = [run for run in args.runs if run not in SCENARIOS]
+    if unknown or not args.runs:
+        parser.error(f"--runs takes some of {', '.join(SCENARIOS)}, not {unknown}")
+    return args
 
+
+def measure(
+    args: argparse.Namespace,
+    url: str,
+    env: dict[str, str],
+    emulators: Emulators,
+    fill_s: float,
+) -> dict[str, Any]:
+    """Each run beside its floor and verified, then the baseline; the report."""
+    n, resellers = args.configs, args.resellers or max(1, args.configs // 100)
+    ok = True
+    report: dict[str, Any] = {
+        "configs": n,
+        "resellers": resellers,
+        "latency_ms": args.latency_ms,
+        "database": url.split(":", maxsplit=1)[0],
+        "workers": args.workers,
+        "fill_s": round(fill_s, 2),
+        "emulators_start_s": round(emulators.start_s, 2),
+        "runs": {},
+    }
+    after_change = False
+    for scenario in args.runs:
+        if scenario == "changed":
+            emulators.change()
+            after_change = True
+        run = measure_run(scenario, args, env, url, emulators)
+        if args.corrupt_one_row and scenario == args.runs[-1]:
+            report["corrupted"] = corrupt_one_row(url, args.corrupt_one_row, n)
+        verification = verify(url, after_change)
+        run["verified"] = verification.as_dict()
+        ok = ok and verification.ok
+        report["runs"][scenario] = run
+    if args.baseline:
+        report["baseline"] = measure_baseline(url, n, emulators)
+        ours = report["runs"][args.runs[0]]["ours"]
+        report["baseline"] |= {
+            "against": args.runs[0],
+            "speedup_wall": ratio(report["baseline"]["wall_s"], ours["wall_s"]),
+            "speedup_cpu": ratio(report["baseline"]["cpu_s"], ours["cpu_s"]),
+        }
+    report["ok"] = ok
+    return report
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
     if args._child:
-        env = json.loads(args._env)
-        result = run_ours(env, args.profile) if args._child == "ours" else run_worker(env)
+        payload = json.loads(args._payload)
+        if args._child == "ours":
+            result = run_ours(payload, args._launched, args.profile)
+        elif args._child == "floor":
+            result = run_floor_child(payload)
+        else:
+            result = run_worker(payload)
         print(json.dumps(result))
         return 0
 
@@ -583,70 +838,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         fill_s = fill_database(
             url, emulators.urls, n, resellers, over_quota=args.over_quota, settings=rate
         )
+        # The product's own defaults (timeouts, budgets, concurrency): none is set here.
         env = {
             "USAGE_SYNC_DATABASE_URL": url,
             "USAGE_SYNC_STATE_DIR": str(workdir / "state"),
             "USAGE_SYNC_LOG_FILE": str(workdir / "sync.log"),
             "USAGE_SYNC_LOG_LEVEL": args.log_level,
-            "USAGE_SYNC_HTTP_TIMEOUT": "30",
             "NO_PROXY": "127.0.0.1,localhost",
             "USAGE_SYNC_BENCH_ENFORCE": "1" if args.enforce else "0",
         }
-        emulators.reset()
         if args.workers:
             env |= {
                 "USAGE_SYNC_REDIS_URL": args.redis_url,
                 "USAGE_SYNC_FANOUT": "panel",
                 "USAGE_SYNC_QUEUE": "usage-sync-bench",
             }
-            ours = run_workers(env, args.workers)
-        else:
-            ours = child("ours", env, args.profile)
-        stats = emulators.stats()
-        corrupted = corrupt_one_row(url, args.corrupt_one_row, n) if args.corrupt_one_row else None
-        verification = verify(url)
-        report: dict[str, Any] = {
-            "configs": n,
-            "resellers": resellers,
-            "latency_ms": args.latency_ms,
-            "database": url.split(":")[0],
-            "workers": args.workers,
-            "fill_s": round(fill_s, 2),
-            "wall_s": round(ours["wall_s"], 3),
-            "configs_per_s": round(n / ours["wall_s"]),
-            "peak_rss_mb": round(ours["peak_rss_mb"], 1),
-            "statements": ours["statements"],
-            "statement_rows": ours["rows"],
-            "verified": verification.as_dict(),
-            "corrupted": corrupted,
-            "requests": requests_of(stats),
-            "emulators": emulator_throughput(stats, ours["wall_s"]),
-            "summary": {k: ours["summary"].get(k) for k in OUTCOMES},
-        }
-        if args.baseline_configs:
-            emulators.reset()
-            engine = create_engine(url)
-            base = run_original_strategy(engine, args.baseline_configs, (ADMIN, PASSWORD, API_KEY))
-            engine.dispose()
-            ours_per = ours["wall_s"] / n
-            base_per = base["wall_s"] / base["configs"]
-            report |= {
-                "baseline_configs": base["configs"],
-                "baseline_wall_s": round(base["wall_s"], 3),
-                "baseline_ms_per_config": round(base_per * 1000, 2),
-                "ours_ms_per_config": round(ours_per * 1000, 4),
-                "speedup": round(base_per / ours_per, 1),
-                "baseline_requests": requests_of(emulators.stats()),
-            }
-        if "enforce_s" in ours:
-            enforcement = ours["enforcement"]
-            report["enforce_s"] = round(ours["enforce_s"], 3)
-            report["enforce_share_of_sync"] = round(ours["enforce_s"] / ours["wall_s"], 4)
-            report["enforcement"] = enforcement
-            writes = {kind: c["writes"] for kind, c in stats_writes(emulators.stats()).items()}
-            report["remote_writes_per_panel"] = writes
-        if "profile_top" in ours:
-            report["profile_top"] = ours["profile_top"]
+        report = measure(args, url, env, emulators, fill_s)
     finally:
         emulators.stop()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -654,19 +861,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(report, indent=2))
     else:
         print_report(report)
-    if not verification.ok:
-        print(
-            f"VERIFICATION FAILED: {verification.wrong_rows} wrong rows: "
-            + "; ".join(verification.wrong),
-            file=sys.stderr,
-        )
+    if not report["ok"]:
+        for scenario, run in report["runs"].items():
+            checked = run["verified"]
+            if not checked["ok"]:
+                print(
+                    f"VERIFICATION FAILED after the {scenario} run: {checked['wrong_rows']} "
+                    "wrong rows: " + "; ".join(checked["wrong"]),
+                    file=sys.stderr,
+                )
         return 1
     return 0
 
 
-def stats_writes(stats: dict[str, Any]) -> dict[str, dict[str, int]]:
-    """Write requests (disable/enable and their reads) each emulator answered."""
-    return {kind: {"writes": int(s["counts"].get("writes", 0))} for kind, s in stats.items()}
+def _requests_line(requests: dict[str, dict[str, int]]) -> str:
+    return ", ".join(
+        f"{kind} {r['logins']}+{r['list_pages']}+{r['single_gets']}" for kind, r in requests.items()
+    )
 
 
 def print_report(report: dict[str, Any]) -> None:
@@ -674,53 +885,85 @@ def print_report(report: dict[str, Any]) -> None:
     print(
         f"{report['configs']} configs, {report['resellers']} resellers, "
         f"{report['latency_ms']:.0f} ms latency, {report['database']}, "
-        f"workers={report['workers'] or 'inline'}"
+        f"workers={report['workers'] or 'inline'}; emulators started in "
+        f"{report['emulators_start_s']:.1f} s, database filled in {report['fill_s']:.1f} s"
     )
     print(
-        f"  full sync: {report['wall_s']:.2f} s, {report['configs_per_s']} configs/s, "
-        f"peak RSS {report['peak_rss_mb']:.0f} MB, {report['statements']} SQL statements "
-        f"({report['statement_rows']} rows)"
+        f"  {'run':<10}{'wall':>9}{'CPU':>9}{'floor CPU':>11}{'ratio':>7}{'floor wall':>12}"
+        f"{'wall ratio':>11}{'peak RSS':>10}{'SQL':>6}{'emul. CPU':>11}  verified"
     )
-    print(f"  summary: {report['summary']}")
+    for scenario, run in report["runs"].items():
+        ours, floor, checked = run["ours"], run["floor"], run["verified"]
+        emulators_cpu = run["emulators"]["cpu_s"]
+        print(
+            f"  {scenario:<10}{ours['wall_s']:>8.2f}s{ours['cpu_s']:>8.2f}s"
+            f"{floor['cpu_s']:>10.2f}s{_times(run['cpu_ratio']):>7}"
+            f"{floor['wall_s']:>11.2f}s{_times(run['wall_ratio']):>11}"
+            f"{ours['peak_rss_mb']:>7.0f} MB{ours['statements']:>6}{emulators_cpu:>10.2f}s"
+            f"  {checked['configs']} configs, {checked['resellers']} resellers"
+            + ("" if checked["ok"] else " FAILED")
+        )
+    for scenario, run in report["runs"].items():
+        ours, floor = run["ours"], run["floor"]
+        startup = (
+            f"start-up {ours['startup_s']:.2f} s ({ours['startup_cpu_s']:.2f} CPU-s), "
+            f"RSS {ours['rss_before_mb']:.0f} MB before the sync; "
+            if "startup_s" in ours
+            else ""
+        )
+        steps = ", ".join(f"{step} {f['cpu_s']:.2f}" for step, f in floor["steps"].items())
+        print(f"  {scenario}: {startup}summary {ours['summary']}")
+        print(
+            f"    requests (logins+pages+singles): {_requests_line(run['requests'])}; "
+            f"{ours['statements']} statements ({ours['statement_rows']} rows)"
+        )
+        print(
+            f"    floor CPU-s by step: {steps}; {floor['writes']} of {floor['rows']} rows written; "
+            f"emulators {run['floor_emulators']['cpu_s']:.2f} CPU-s serving it"
+        )
+        for problem in run["verified"]["wrong"]:
+            print(f"    wrong: {problem}")
+        if "enforce_s" in ours:
+            _print_enforcement(ours["enforce_s"], run)
+        if "profile_top" in run:
+            print(run["profile_top"])
     if report.get("corrupted"):
-        print(f"  tampered with on purpose after the sync: {report['corrupted']}")
-    checked = report["verified"]
+        print(f"  tampered with on purpose after the last sync: {report['corrupted']}")
+    if "baseline" in report:
+        base = report["baseline"]
+        ours = report["runs"][base["against"]]["ours"]
+        print(
+            f"  original strategy (one client, a login and a GET per config): "
+            f"{base['configs']} configs in {base['wall_s']:.2f} s, {base['cpu_s']:.2f} CPU-s "
+            f"({base['ms_per_config']} ms/config); ours ({base['against']} run) "
+            f"{ours['wall_s']:.3f} s, {ours['cpu_s']:.3f} CPU-s: "
+            f"{base['speedup_wall']}x less wall, {base['speedup_cpu']}x less CPU"
+        )
+        print(
+            f"    requests: {_requests_line(base['requests'])}; "
+            f"emulators {base['emulators']['cpu_s']:.2f} CPU-s"
+        )
+
+
+def _times(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}x"
+
+
+def _print_enforcement(enforce_s: float, run: dict[str, Any]) -> None:
+    e, ours = run["enforcement"], run["ours"]
     print(
-        f"  verified: configs (usage and ledger keys) {checked['configs']}, "
-        f"reseller totals {checked['resellers']}" + ("" if checked["ok"] else " FAILED")
+        f"    enforcement pass: {enforce_s:.2f} s "
+        f"({run['enforce_share_of_sync']:.1%} of the sync): {e['suspended']} resellers "
+        f"suspended, {e['disabled']} configs disabled; remote: {e['remote_done']} done, "
+        f"{e['remote_failed']} failed, {e['remote_pending']} pending"
     )
-    for problem in checked["wrong"]:
-        print(f"    wrong: {problem}")
-    for kind, r in report["requests"].items():
-        e = report["emulators"][kind]
+    writes = run["remote_writes_per_panel"]
+    if e["remote_done"] and writes:
+        busiest = max(writes, key=writes.__getitem__)
         print(
-            f"  {kind:<10} logins {r['logins']:>3}  list pages {r['list_pages']:>5}  "
-            f"single GETs {r['single_gets']:>6}  | emulator built replies in {e['build_s']:.2f} s"
-            f" ({e['mb_sent']} MB)"
+            f"    writes per panel {writes}; the busiest ({busiest}) took "
+            f"{writes[busiest] / ours['enforce_s']:.1f} operations/s over the pass"
         )
-    if "enforce_s" in report:
-        e = report["enforcement"]
-        print(
-            f"  enforcement pass: {report['enforce_s']:.2f} s "
-            f"({report['enforce_share_of_sync']:.1%} of the sync): {e['suspended']} resellers "
-            f"suspended, {e['disabled']} configs disabled; remote: {e['remote_done']} done, "
-            f"{e['remote_failed']} failed, {e['remote_pending']} pending"
-        )
-        writes = report["remote_writes_per_panel"]
-        if e["remote_done"] and writes:
-            busiest = max(writes, key=writes.get)
-            print(
-                f"    writes per panel {writes}; the busiest ({busiest}) took "
-                f"{writes[busiest] / report['enforce_s']:.1f} operations/s over the pass"
-            )
-    if "speedup" in report:
-        print(
-            f"  original strategy: {report['baseline_configs']} configs in "
-            f"{report['baseline_wall_s']:.2f} s ({report['baseline_ms_per_config']} ms/config) "
-            f"vs ours {report['ours_ms_per_config']} ms/config: {report['speedup']}x faster"
-        )
-    if "profile_top" in report:
-        print(report["profile_top"])
 
 
 if __name__ == "__main__":

@@ -25,18 +25,31 @@ def run_benchmark(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str
 
 
 def test_a_small_run_verifies_every_row(tmp_path: Path) -> None:
-    """Every usage, ledger key and reseller total is checked and right, and the run exits 0."""
+    """First, 10 %-changed and unchanged runs each verify every row and sit beside a floor."""
     done = run_benchmark(tmp_path, "--json")
 
     assert done.returncode == 0, done.stderr
-    verified = json.loads(done.stdout)["verified"]
-    assert verified == {
-        "ok": True,
-        "configs": f"{CONFIGS}/{CONFIGS}",
-        "resellers": f"{CONFIGS // 100}/{CONFIGS // 100}",
-        "wrong_rows": 0,
-        "wrong": [],
-    }
+    report = json.loads(done.stdout)
+    assert report["ok"] is True
+    runs = report["runs"]
+    assert list(runs) == ["first", "changed", "unchanged"]
+    for run in runs.values():
+        assert run["verified"] == {
+            "ok": True,
+            "configs": f"{CONFIGS}/{CONFIGS}",
+            "resellers": f"{CONFIGS // 100}/{CONFIGS // 100}",
+            "wrong_rows": 0,
+            "wrong": [],
+        }
+        assert run["ours"]["cpu_s"] > 0
+        assert run["floor"]["cpu_s"] > 0
+        ratio = run["ours"]["cpu_s"] / run["floor"]["cpu_s"]
+        assert run["cpu_ratio"] == pytest.approx(ratio, abs=0.02)
+        assert run["emulators"]["cpu_s"] >= 0
+        assert run["requests"]["marzneshin"]["list_pages"] == CONFIGS // 4 // 100
+    written = {name: run["floor"]["writes"] for name, run in runs.items()}
+    updated = {name: run["ours"]["summary"]["updated"] for name, run in runs.items()}
+    assert written == updated == {"first": CONFIGS, "changed": CONFIGS // 10, "unchanged": 0}
 
 
 @pytest.mark.parametrize(
@@ -49,8 +62,8 @@ def test_a_small_run_verifies_every_row(tmp_path: Path) -> None:
 )
 def test_a_corrupted_row_fails_the_run(tmp_path: Path, corruption: str, named: str) -> None:
     """One value tampered with after the sync makes the run exit 1, naming that row alone."""
-    done = run_benchmark(tmp_path, "--corrupt-one-row", corruption)
+    done = run_benchmark(tmp_path, "--runs", "first", "--corrupt-one-row", corruption)
 
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "VERIFICATION FAILED: 1 wrong rows" in done.stderr
+    assert "VERIFICATION FAILED after the first run: 1 wrong rows" in done.stderr
     assert named in done.stderr
