@@ -89,7 +89,8 @@ def assess(
         if streak.failure_streak >= max_panel_failures
     }
     reasons += [
-        f"panel {panel_id} ({stats.panels[panel_id].panel_type}) failed {runs} runs in a row"
+        f"panel {panel_id} ({stats.panels[panel_id].panel_type}) failed {runs} "
+        f"run{'' if runs == 1 else 's'} in a row"
         for panel_id, runs in failing.items()
     ]
     return HealthReport(

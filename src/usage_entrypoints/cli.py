@@ -404,7 +404,9 @@ def schedule(
         ENFORCEMENT_MODE,
         read_enforcement_settings,
     )
+    from usage_core.run_stats import RunStats  # noqa: PLC0415
     from usage_core.schedule import next_dispatch_times  # noqa: PLC0415
+    from usage_entrypoints.health_check import panel_lines  # noqa: PLC0415
 
     with _container() as container:
         settings = container.settings()
@@ -413,6 +415,7 @@ def schedule(
         upcoming = next_dispatch_times(now, setting.minutes, settings.tz, 5)
         remaining = container.lock().remaining_seconds()
         last = container.run_history().last()
+        stats = RunStats.from_dict(container.run_stats().load())
         enforcement = read_enforcement_settings(container.settings_repository())
         pending = len(container.enforcement_store().pending_operations())
     document = {
@@ -428,6 +431,8 @@ def schedule(
         "last_run": last,
         "enforcement": enforcement.mode.value,
         "remote_operations_pending": pending,
+        "last_success_at": stats.last_success_at,
+        "panels": {pid: streak.as_dict() for pid, streak in stats.panels.items()},
     }
     if as_json:
         typer.echo(json.dumps(document, indent=2))
@@ -449,7 +454,38 @@ def schedule(
         lines += [f"Last run: finished {last.get('finished_at')}", *summary_lines(last)]
     else:
         lines.append("Last run: none recorded yet")
+    lines.append(f"Last successful run: {stats.last_success_at or 'none recorded yet'}")
+    if stats.panels:
+        lines += ["Panels:", *panel_lines(stats)]
     _echo_lines(lines)
+
+
+@app.command("health")
+def health(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+    max_panel_failures: Annotated[
+        int | None,
+        typer.Option(
+            "--max-panel-failures",
+            min=1,
+            help="Runs in a row a panel may fail (default: USAGE_SYNC_HEALTH_PANEL_FAILURES, 3).",
+        ),
+    ] = None,
+) -> None:
+    """Exit 0 when runs succeed on time, the lock is not stuck and every panel answers; else 1.
+
+    For a Docker HEALTHCHECK or a systemd timer; the reasons are printed.
+    """
+    from usage_entrypoints.health_check import check_health, health_lines  # noqa: PLC0415
+
+    with _container() as container:
+        report = check_health(container, max_panel_failures)
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        _echo_lines(health_lines(report))
+    if not report.healthy:
+        raise typer.Exit(1)
 
 
 @app.command("metrics")
