@@ -118,7 +118,8 @@ class BearerApp(PanelApp):
 
 
 class MarzbanApp(BearerApp):
-    """Marzban: `/api/admin/token`, `/api/user/{username}` (GET and PUT), `/api/users`."""
+    """Marzban: `/api/admin/token`, `/api/user/{username}` (GET and PUT), `/api/users`,
+    `POST /api/user/{username}/reset` and `POST /api/users/reset`."""
 
     kind = "marzban"
 
@@ -127,6 +128,42 @@ class MarzbanApp(BearerApp):
         router.add("GET", "/api/users", self.guard(self.list_users))
         router.add("GET", "/api/user/{username}", self.guard(self.get_user))
         router.add("PUT", "/api/user/{username}", self.guard(self.modify_user))
+        router.add("POST", "/api/user/{username}/reset", self.guard(self.reset_user))
+        router.add("POST", "/api/users/reset", self.guard(self.reset_all_users))
+
+    def reset_user(self, request: Request, params: Mapping[str, str]) -> Response:
+        """v0.8.4 `crud.reset_user_data_usage`: the counter goes into a reset log.
+
+        The lifetime (reset logs + counter) stands. The status check there
+        (`status not in (expired or disabled)`) tests a substring of
+        "expired", so a disabled user comes back active; the next plan is dropped.
+        """
+        username = params["username"]
+
+        def write(_: EmulatedUser) -> Response:
+            try:
+                user = self.users.modify(
+                    username,
+                    lambda u: dataclasses.replace(
+                        u, upload=0, download=0, settled=u.lifetime, enabled=True, next_plan=None
+                    ),
+                )
+            except KeyError:
+                return self.user_not_found(username)
+            return json_reply(marzban_user(user, self.users.id_of(username)))
+
+        return self.write_reply(username, write)
+
+    def reset_all_users(self, request: Request, params: Mapping[str, str]) -> Response:
+        """v0.8.4 `crud.reset_all_users_data_usage`: every counter to 0, the reset logs deleted.
+
+        So every lifetime drops to 0. Disabled users stay disabled; next plans are dropped.
+        """
+        self.count("writes")
+        self.users.reset_every_counter(keep_lifetime=False)
+        for name in self.users.names():
+            self.users.set_next_plan(name, None)
+        return json_reply({"detail": "Users successfully reset."})
 
     def get_user(self, request: Request, params: Mapping[str, str]) -> Response:
         return self.user_reply(

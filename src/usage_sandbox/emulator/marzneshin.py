@@ -31,7 +31,7 @@ class _AlreadyInStateError(Exception):
 
 class MarzneshinApp(BearerApp):
     """Marzneshin: `/api/admins/token`, `/api/users/{username}`, `/api/users?page&size`,
-    `POST /api/users/{username}/disable` and `/enable`."""
+    `POST /api/users/{username}/disable`, `/enable` and `/reset`, `POST /api/users/reset`."""
 
     kind = "marzneshin"
 
@@ -41,6 +41,27 @@ class MarzneshinApp(BearerApp):
         router.add("GET", "/api/users/{username}", self.guard(self.get_user))
         router.add("POST", "/api/users/{username}/disable", self.guard(self.disable_user))
         router.add("POST", "/api/users/{username}/enable", self.guard(self.enable_user))
+        router.add("POST", "/api/users/{username}/reset", self.guard(self.reset_user))
+        router.add("POST", "/api/users/reset", self.guard(self.reset_all_users))
+
+    def reset_user(self, request: Request, params: Mapping[str, str]) -> Response:
+        """`crud.reset_user_data_usage`: `used_traffic` to 0; the stored lifetime column stands."""
+        username = params["username"]
+
+        def write(_: EmulatedUser) -> Response:
+            try:
+                user = self.users.reset_counter(username)
+            except KeyError:
+                return self.user_not_found(username)
+            return json_reply(self.user_body(user, self.users.id_of(username)))
+
+        return self.write_reply(username, write)
+
+    def reset_all_users(self, request: Request, params: Mapping[str, str]) -> Response:
+        """`crud.reset_all_users_data_usage`: every `used_traffic` to 0, lifetimes kept; `{}`."""
+        self.count("writes")
+        self.users.reset_every_counter(keep_lifetime=True)
+        return json_reply({})
 
     def disable_user(self, request: Request, params: Mapping[str, str]) -> Response:
         """Clear `enabled`; a user already disabled gets a 409."""

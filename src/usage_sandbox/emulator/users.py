@@ -18,7 +18,8 @@ class EmulatedUser:
         download: Download bytes in the current period.
         settled: Bytes used before earlier counter resets; Marzban and
             Marzneshin report `settled + upload + download` as
-            `lifetime_used_traffic`.
+            `lifetime_used_traffic` (Marzban's sum of reset logs; on
+            Marzneshin what its stored lifetime column holds beyond the counter).
         data_limit: Quota in bytes, 0 for unlimited.
         enabled: False for a disabled user.
         expire: Marzban `expire` (epoch seconds), None for never.
@@ -202,6 +203,17 @@ class UserStore:
             username,
             lambda u: dataclasses.replace(u, upload=0, download=0, settled=u.lifetime),
         )
+
+    def reset_every_counter(self, *, keep_lifetime: bool) -> None:
+        """Zero every user's counter, as a panel's "reset all users" does.
+
+        With `keep_lifetime` false the lifetime goes too: Marzban's reset-all
+        deletes the reset logs its lifetime is computed from.
+        """
+        with self._lock:
+            for name, user in self._users.items():
+                settled = user.lifetime if keep_lifetime else 0
+                self._users[name] = dataclasses.replace(user, upload=0, download=0, settled=settled)
 
     def set_enabled(self, username: str, enabled: bool) -> EmulatedUser:
         """Enable or disable a user (KeyError when unknown)."""

@@ -290,6 +290,45 @@ class TestEmulatorWrites:
             True,
         )
 
+    def test_marzban_reset_keeps_the_lifetime_and_reactivates_a_disabled_user(
+        self, start: StartEmulator
+    ) -> None:
+        """v0.8.4's single reset logs the counter (the lifetime stands) and sets `active`."""
+        panel = start("marzban")
+        panel.users.add("alice", total=700, enabled=False, next_plan=NEXT_PLAN)
+        with api_session(panel) as api:
+            reset = api.post("/api/user/alice/reset")
+            missing = api.post("/api/user/nobody/reset")
+        body = reset.json()
+        assert (reset.status_code, body["used_traffic"], body["lifetime_used_traffic"]) == (
+            200,
+            0,
+            700,
+        )
+        assert (body["status"], body["next_plan"]) == ("active", None)
+        assert (missing.status_code, missing.json()) == (404, {"detail": "User not found"})
+
+    def test_reset_all_drops_marzbans_lifetime_and_keeps_marzneshins(
+        self, start: StartEmulator
+    ) -> None:
+        """Marzban's reset-all deletes the reset logs its lifetime is summed from; Marzneshin's
+        lifetime is a column the reset leaves alone."""
+        for kind, reply, lifetime in (
+            ("marzban", {"detail": "Users successfully reset."}, 0),
+            ("marzneshin", {}, 900),
+        ):
+            panel = start(kind)
+            panel.users.add("alice", total=500)
+            panel.users.reset_counter("alice")
+            panel.users.add_traffic("alice", download=400)
+            path = "/api/user/alice" if kind == "marzban" else "/api/users/alice"
+            with api_session(panel) as api:
+                assert api.get(path).json()["lifetime_used_traffic"] == 900
+                done = api.post("/api/users/reset")
+                after = api.get(path).json()
+            assert (done.status_code, done.json()) == (200, reply), kind
+            assert (after["used_traffic"], after["lifetime_used_traffic"]) == (0, lifetime), kind
+
     def test_xui_v2_update_client_round_trips_with_the_full_client(
         self, start: StartEmulator
     ) -> None:
