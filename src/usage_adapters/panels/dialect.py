@@ -81,10 +81,16 @@ class Auth(Protocol):
 
 @attrs.frozen
 class Page:
-    """One listing page: its raw items and how many pages the listing has."""
+    """One listing page: its raw items and how many pages the listing has.
+
+    A keyset listing (Remnawave) cannot say how many pages it has: each page
+    names the request of the next one in `next_request` instead (None on the
+    last page), and its pages are fetched one after the other.
+    """
 
     items: Sequence[object]
     pages: int
+    next_request: tuple[str, QueryParams] | None = None
 
 
 class Listing(Protocol):
@@ -96,7 +102,7 @@ class Listing(Protocol):
         ...
 
     def request(self, number: int) -> tuple[str, QueryParams]:
-        """The path and query of page `number` (1-based)."""
+        """The path and query of page `number` (1-based; a keyset listing: the first)."""
         ...
 
     def read_page(self, decoded: object, number: int) -> Page | str:

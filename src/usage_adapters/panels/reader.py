@@ -473,9 +473,9 @@ class PanelReader:
         lock = threading.Lock()
         began = time.monotonic()
 
-        def fetch(number: int) -> Page | None:
+        def fetch(number: int, request: tuple[str, QueryParams] | None = None) -> Page | None:
             """Fetch, read and merge one page; None when it failed (noted in `outcome`)."""
-            page = self._page(number, batch)
+            page = self._page(number, batch, request)
             if isinstance(page, Page):
                 found = list(matching_items(page.items, wanted, listing))
                 with lock:
@@ -506,7 +506,10 @@ class PanelReader:
                     ended.set()
 
         first = fetch(1)
-        if first is not None and first.pages > 1:
+        if first is not None and first.next_request is not None:
+            failure = self._follow_keyset(first, fetch, batch)
+            outcome.failure = outcome.failure or failure
+        elif first is not None and first.pages > 1:
             # A `total` no panel has (2^63 - 1, 10^30) must not become that many pages.
             last = min(first.pages, MAX_LISTING_PAGES)
             batch.run(range(2, last + 1), fetch_later)
@@ -541,10 +544,39 @@ class PanelReader:
             )
         return outcome
 
-    def _page(self, number: int, batch: Batch) -> Page | str | TransportProblem:
-        """Page `number`, or why it could not be had (a reason or a transport problem)."""
+    @staticmethod
+    def _follow_keyset(
+        first: Page,
+        fetch: Callable[[int, tuple[str, QueryParams]], Page | None],
+        batch: Batch,
+    ) -> str | None:
+        """Fetch a keyset listing's pages after `first`, one by one; why it stopped early.
+
+        A page that fails ends the listing (its failure is noted by `fetch`); so
+        do an empty page, a cursor that comes back again, and the page cap.
+        """
+        page: Page | None = first
+        number = 1
+        asked: set[tuple[str, QueryParams]] = set()
+        while page is not None and page.next_request is not None and page.items:
+            request = page.next_request
+            if request in asked:
+                return f"page {number + 1}: the listing's cursor did not move on"
+            if number >= MAX_LISTING_PAGES:
+                return f"page {number + 1}: more than {MAX_LISTING_PAGES} pages"
+            if batch.out_of_time():
+                return f"page {number + 1}: {OUT_OF_TIME}"
+            asked.add(request)
+            number += 1
+            page = fetch(number, request)
+        return None
+
+    def _page(
+        self, number: int, batch: Batch, request: tuple[str, QueryParams] | None = None
+    ) -> Page | str | TransportProblem:
+        """Page `number` (by `request` when given), or why it could not be had."""
         listing = self._dialect.listing
-        path, params = listing.request(number)
+        path, params = request or listing.request(number)
         sent = self.request("GET", path, params=params, batch=batch, listing=True)
         if isinstance(sent, HardFailure):
             return sent.reason

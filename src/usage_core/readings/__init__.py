@@ -28,6 +28,12 @@ from usage_core.readings.marzban import (
     parse_marzneshin_user,
     parse_marzneshin_users_page,
 )
+from usage_core.readings.remnawave import (
+    StreamPage,
+    parse_remnawave_stream,
+    parse_remnawave_user,
+    parse_remnawave_user_object,
+)
 from usage_core.readings.xui import (
     parse_xui_client_traffic,
     parse_xui_envelope,
@@ -41,6 +47,7 @@ __all__ = [
     "HardFailure",
     "ListingPage",
     "RemoteResult",
+    "StreamPage",
     "UsageResult",
     "byte_count",
     "out_of_range",
@@ -51,6 +58,9 @@ __all__ = [
     "parse_marzban_users_page",
     "parse_marzneshin_user",
     "parse_marzneshin_users_page",
+    "parse_remnawave_stream",
+    "parse_remnawave_user",
+    "parse_remnawave_user_object",
     "parse_xui_client_traffic",
     "parse_xui_envelope",
     "parse_xui_inbounds",

@@ -39,6 +39,7 @@ from usage_sandbox.emulator.base import (
 from usage_sandbox.emulator.eylandoo import EylandooApp
 from usage_sandbox.emulator.marzban import DEFAULT_TOKEN_LIFETIME_S, BearerApp, MarzbanApp
 from usage_sandbox.emulator.marzneshin import MarzneshinApp
+from usage_sandbox.emulator.remnawave import RemnawaveApp
 from usage_sandbox.emulator.users import UserSeed, UserStore
 from usage_sandbox.emulator.xui import XuiApp
 
@@ -48,6 +49,7 @@ _APPS: Final[dict[PanelKind, type[PanelApp]]] = {
     "eylandoo": EylandooApp,
     "marzban": MarzbanApp,
     "marzneshin": MarzneshinApp,
+    "remnawave": RemnawaveApp,
     "xui": XuiApp,
 }
 
@@ -197,11 +199,11 @@ class PanelEmulator:
     """One emulated panel over real loopback HTTP.
 
     Args:
-        kind: "eylandoo", "marzban", "marzneshin" or "xui".
+        kind: "eylandoo", "marzban", "marzneshin", "remnawave" or "xui".
         users: `{username: total_bytes}` or `EmulatedUser` values to start with.
         username: Admin username for the login routes.
         password: Admin password for the login routes.
-        api_key: Eylandoo `X-API-KEY`; on 3x-ui v3, an API token
+        api_key: Eylandoo `X-API-KEY`; on 3x-ui v3 and Remnawave, an API token
             (`Authorization: Bearer`).
         xui_version: 2 (`getClientTraffics`, no CSRF) or 3 (CSRF, `clients/traffic`).
         base_path: 3x-ui web base path, e.g. "/secret"; every route sits under it.

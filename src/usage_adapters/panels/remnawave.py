@@ -1,0 +1,304 @@
+"""Remnawave: an API token (or an admin login) as a bearer token,
+`GET /api/users/by-username/{username}`, and the keyset listing `GET /api/users/stream`.
+
+What the panel's sources (remnawave/backend 2.x-3.3) say, and what is done about it:
+
+- API tokens made in the panel's dashboard are the panel's way in for programs:
+  the row's `api_token` is sent as `Authorization: Bearer`, with no login. An
+  admin's own token (from `POST /api/auth/login`, which answers a wrong password
+  with a 403 and notifies the admins of every login) is refused on the API
+  unless the request says it comes from the panel's web page
+  (`X-Remnawave-Client-Type: browser`); without an API token that is what is sent.
+- The backend drops every connection that does not come through an HTTPS
+  reverse proxy (`X-Forwarded-For` and `X-Forwarded-Proto: https`). A panel row
+  whose URL is plain `http://` talks to the backend directly (its port on the
+  same host or a private network), so those two headers are sent for it.
+- Users are listed by id, `size` at most 1,000, each page naming the `cursor`
+  of the next one; a user's actions are routed by its numeric `id` (3.0+) or its
+  `uuid` (2.x), read from the user first.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from urllib.parse import urlsplit
+
+import attrs
+
+from usage_adapters.panels.dialect import (
+    FetchWording,
+    LoginFailure,
+    Page,
+    Requester,
+    log_debug_reading,
+)
+from usage_adapters.panels.http import (
+    HttpChannel,
+    QueryParams,
+    Reply,
+    TransportProblem,
+    decode_json,
+    header_safe,
+    path_segment,
+)
+from usage_adapters.panels.options import ReadOptions
+from usage_adapters.panels.writes import Answer, answer, done
+from usage_core.log import ctx
+from usage_core.model import Panel
+from usage_core.readings import (
+    CounterReading,
+    HardFailure,
+    RemoteResult,
+    UsageResult,
+    parse_remnawave_stream,
+    parse_remnawave_user,
+    parse_remnawave_user_object,
+)
+
+logger = logging.getLogger(__name__)
+
+LABEL = "Remnawave"
+STREAM_ROUTE = "/api/users/stream"
+LOGIN_ROUTE = "/api/auth/login"
+# The stream's `size` is validated as 1..1000 (a 400 beyond).
+MAX_PAGE_SIZE = 1000
+# `errorCode` of the 400 a disable or enable meets when the user already is so.
+ALREADY = {False: "A029", True: "A030"}
+DISABLED = "DISABLED"
+
+
+def forwarded_headers(panel: Panel) -> Mapping[str, str]:
+    """What the backend's reverse-proxy check wants, for a plain-HTTP (direct) URL."""
+    if urlsplit(panel.url).scheme.lower() != "http":
+        return {}
+    return {"X-Forwarded-For": "127.0.0.1", "X-Forwarded-Proto": "https"}
+
+
+class ApiTokenAuth:
+    """The panel row's `api_token` as a bearer token; there is no login to renew."""
+
+    needs_login = False
+
+    def __init__(self, token: str, extra: Mapping[str, str]) -> None:
+        self._token = token
+        self._extra = extra
+
+    def problem(self) -> str | None:
+        """The token must fit in a header."""
+        if not header_safe(self._token):
+            return "the panel's API token has characters a header cannot carry"
+        return None
+
+    def log_in(self, http: HttpChannel, deadline: float | None) -> object | LoginFailure:
+        """Nothing to do: the token is the credential."""
+        return self._token
+
+    def headers(self, credential: object) -> Mapping[str, str]:
+        """`Authorization: Bearer <token>`."""
+        return {
+            **self._extra,
+            "Authorization": f"Bearer {self._token}",
+            "Accept": "application/json",
+        }
+
+    def lost(self, reply: Reply, route_known: bool) -> bool:
+        """A token made in the dashboard is never renewed here."""
+        return False
+
+    def on_relogin(self, username: str | None) -> None:
+        """Never called: the token is never renewed."""
+
+
+class AdminLoginAuth:
+    """`POST /api/auth/login` with the admin's username and password, as JSON."""
+
+    needs_login = True
+
+    def __init__(self, panel: Panel, extra: Mapping[str, str]) -> None:
+        self._panel_id = panel.id
+        self._username = panel.username or ""
+        self._password = panel.password.reveal() if panel.password else ""
+        self._extra = extra
+
+    def problem(self) -> str | None:
+        """An API token, or both the admin username and password, are needed."""
+        if not self._username or not self._password:
+            return "the panel has no API token and no admin username or password"
+        return None
+
+    def log_in(self, http: HttpChannel, deadline: float | None) -> object | LoginFailure:
+        """Post the login; `response.accessToken`, or why not."""
+        sent = http.send(
+            "POST",
+            LOGIN_ROUTE,
+            json_body={"username": self._username, "password": self._password},
+            headers={**self._extra, "Accept": "application/json"},
+            deadline=deadline,
+        )
+        if isinstance(sent, TransportProblem):
+            logger.error(f"{LABEL} Login Exception:", extra=ctx(message=sent.message))
+            return LoginFailure(HardFailure(f"login failed: {sent.reason}"), final=False)
+        token = _access_token(sent)
+        if token is None:
+            logger.warning(
+                f"{LABEL} Login failed",
+                extra=ctx(status=sent.status, body_preview=http.preview(sent)),
+            )
+            failure = http.http_failure(sent, prefix="login failed: ")
+            if sent.ok:
+                failure = HardFailure(
+                    f"login failed: HTTP {sent.status} without a usable access token"
+                )
+            return LoginFailure(failure, final=sent.status < 500)
+        http.redactor.add(token)
+        logger.debug(f"{LABEL} Login successful")
+        return token
+
+    def headers(self, credential: object) -> Mapping[str, str]:
+        """The admin's bearer token, marked as the panel's own web page."""
+        return {
+            **self._extra,
+            "Authorization": f"Bearer {credential}",
+            "X-Remnawave-Client-Type": "browser",
+            "Accept": "application/json",
+        }
+
+    def lost(self, reply: Reply, route_known: bool) -> bool:
+        """A 401: the token expired (its lifetime is the panel's `JWT_LIFETIME`)."""
+        return reply.status == 401
+
+    def on_relogin(self, username: str | None) -> None:
+        """Say that the token is being renewed."""
+        about = {"username": username} if username else {"panel_id": self._panel_id}
+        logger.info("%s token rejected; logging in again", LABEL, extra=ctx(**about))
+
+
+def _access_token(reply: Reply) -> str | None:
+    if not reply.ok:
+        return None
+    decoded = decode_json(reply)
+    body = decoded.get("response") if isinstance(decoded, dict) else None
+    token = body.get("accessToken") if isinstance(body, dict) else None
+    return token if isinstance(token, str) and token and header_safe(token) else None
+
+
+@attrs.frozen
+class RemnawaveListing:
+    """`GET /api/users/stream`: users by id, `size` a page, each page naming the next."""
+
+    size: int
+    item_key: str = "username"
+
+    def request(self, number: int) -> tuple[str, QueryParams]:
+        """The first page: no cursor."""
+        return STREAM_ROUTE, (("size", self.size),)
+
+    def read_page(self, decoded: object, number: int) -> Page | str:
+        """The page's users and the request of the next page (None on the last)."""
+        page = parse_remnawave_stream(decoded)
+        if isinstance(page, str):
+            return page
+        after = None
+        if page.next_cursor is not None:
+            after = (STREAM_ROUTE, (("cursor", page.next_cursor), ("size", self.size)))
+        return Page(page.items, 1, next_request=after)
+
+    def read_item(self, item: Mapping[str, object]) -> UsageResult:
+        """A listed user object."""
+        return parse_remnawave_user_object(item)
+
+
+class RemnawaveDialect:
+    """How a Remnawave session authenticates, reads one user and lists them all."""
+
+    label = LABEL
+    wording = FetchWording.for_label(LABEL)
+
+    def __init__(self, http: HttpChannel, options: ReadOptions) -> None:
+        self.http_channel = http
+        panel = http.panel
+        extra = forwarded_headers(panel)
+        self.auth: ApiTokenAuth | AdminLoginAuth
+        if panel.api_token:
+            self.auth = ApiTokenAuth(panel.api_token.reveal(), extra)
+        else:
+            self.auth = AdminLoginAuth(panel, extra)
+        size = min(max(1, options.page_size or MAX_PAGE_SIZE), MAX_PAGE_SIZE)
+        self.listing = RemnawaveListing(size)
+
+    def user_paths(self, username: str) -> Sequence[str]:
+        """`/api/users/by-username/{username}`."""
+        return (f"/api/users/by-username/{path_segment(username)}",)
+
+    def parse_user(self, decoded: object) -> UsageResult:
+        """`response.userTraffic.usedTrafficBytes` (flat before 2.3)."""
+        return parse_remnawave_user(decoded)
+
+    def log_reading(self, username: str, reading: CounterReading) -> None:
+        """A debug line with the counter."""
+        log_debug_reading(logger, LABEL, username, reading)
+
+    def set_enabled(self, api: Requester, username: str, enabled: bool) -> RemoteResult:
+        """`POST /api/users/{id}/actions/disable` or `/enable`, sent only when needed.
+
+        The user is read first: its `status` says whether anything is to be
+        done, its `id` (or 2.x `uuid`) is where the action goes. A `LIMITED` or
+        `EXPIRED` user counts as enabled: enabling it would lift the panel's own
+        limit. The state is read back from the action's reply.
+        """
+        read = answer(
+            self.http_channel, api("GET", self.user_paths(username)[0]), "reading the user"
+        )
+        if isinstance(read, RemoteResult):
+            return read
+        user = _response_object(read.value)
+        status = user.get("status")
+        target = _action_target(user)
+        if not isinstance(status, str) or target is None:
+            return RemoteResult(False, "the user reply has no status and id")
+        if (status != DISABLED) == enabled:
+            return done(enabled, already=True, verified=True)
+        action = "enable" if enabled else "disable"
+        what = f"asking the panel to {action} the user"
+        sent = answer(
+            self.http_channel,
+            api("POST", f"/api/users/{path_segment(target)}/actions/{action}"),
+            what,
+            expected=(400,),
+        )
+        if isinstance(sent, RemoteResult):
+            return sent
+        if sent.status == 400:
+            return self._refused(sent, enabled, what)
+        after = _response_object(sent.value).get("status")
+        if not isinstance(after, str):
+            return done(enabled)
+        if (after != DISABLED) != enabled:
+            return RemoteResult(False, f"the panel kept the user {after}")
+        return done(enabled, verified=True)
+
+    def _refused(self, sent: Answer, enabled: bool, what: str) -> RemoteResult:
+        """A 400: "already disabled/enabled" (the user changed since it was read) is done."""
+        body = sent.value if isinstance(sent.value, dict) else {}
+        if body.get("errorCode") == ALREADY[enabled]:
+            return done(enabled, already=True)
+        message = body.get("message")
+        detail = self.http_channel.redactor.scrub(str(message))[:200] if message else ""
+        return RemoteResult(False, f"{what}: HTTP 400" + (f": {detail}" if detail else ""))
+
+
+def _response_object(value: object) -> Mapping[str, object]:
+    body = value.get("response") if isinstance(value, dict) else None
+    return body if isinstance(body, dict) else {}
+
+
+def _action_target(user: Mapping[str, object]) -> str | None:
+    """Where a user's actions are routed: its 2.x `uuid`, else its 3.0+ numeric `id`."""
+    uuid = user.get("uuid")
+    if isinstance(uuid, str) and uuid:
+        return uuid
+    number = user.get("id")
+    if isinstance(number, int) and not isinstance(number, bool) and number > 0:
+        return str(number)
+    return None
