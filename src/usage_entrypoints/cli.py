@@ -534,7 +534,7 @@ def demo(
 @app.command("emulate")
 def emulate(
     panel: Annotated[
-        str, typer.Option("--panel", help="eylandoo, marzban, marzneshin or xui.")
+        str, typer.Option("--panel", help="eylandoo, marzban, marzneshin, remnawave or xui.")
     ] = "marzban",
     port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 (0: any free one).")] = 0,
     users: Annotated[int, typer.Option("--users", help="How many users to create.")] = 10,
@@ -544,7 +544,9 @@ def emulate(
     every_s: Annotated[float, typer.Option("--every", help="Seconds between growth steps.")] = 10,
     username: Annotated[str, typer.Option("--admin", help="Admin username.")] = "admin",
     password: Annotated[str, typer.Option("--password", help="Admin password.")] = "admin-pass",  # noqa: S107 - the emulator's own throwaway login
-    api_key: Annotated[str, typer.Option("--api-key", help="Eylandoo API key.")] = "api-key",
+    api_key: Annotated[
+        str, typer.Option("--api-key", help="Eylandoo API key, Remnawave API token.")
+    ] = "api-key",
     xui_version: Annotated[int, typer.Option("--xui-version", help="3x-ui API: 2 or 3.")] = 2,
 ) -> None:
     """Serve an emulated panel on loopback, to point a database at while trying usage-sync."""

@@ -31,18 +31,24 @@ def _sql(value: str | None) -> str:
 
 
 def panel_row_hint(emulator: PanelEmulator, username: str, password: str, api_key: str) -> str:
-    """The `panels` row that points the app's database at `emulator`, as SQL to print."""
-    eylandoo = emulator.kind == "eylandoo"
+    """The `panels` row that points the app's database at `emulator`, as SQL to print.
+
+    A Remnawave row is of type `other` and names its type in `extra`, which the
+    app's `panel_type` enum cannot hold; its API token is the emulator's key.
+    """
+    keyed = emulator.kind in ("eylandoo", "remnawave")
+    remnawave = emulator.kind == "remnawave"
     values = [
         f"{emulator.kind} (emulated)",
         emulator.url,
-        emulator.kind,
-        None if eylandoo else username,
-        None if eylandoo else password,
-        api_key if eylandoo else None,
+        "other" if remnawave else emulator.kind,
+        None if emulator.kind == "eylandoo" else username,
+        None if emulator.kind == "eylandoo" else password,
+        api_key if keyed else None,
+        '{"usage_sync_panel_type": "remnawave"}' if remnawave else None,
     ]
     # Printed for the user to run, never executed; each value is quoted by `_sql`.
-    columns = "name, url, panel_type, username, password, api_token, is_active"
+    columns = "name, url, panel_type, username, password, api_token, extra, is_active"
     row = ", ".join(_sql(v) for v in values)
     return f"INSERT INTO panels ({columns}) VALUES ({row}, 1);"  # noqa: S608
 
@@ -76,9 +82,9 @@ def serve(
     )
     with emulator:
         echo(f"Emulated {kind} panel at {emulator.url} with {users} users (user0001..)")
-        if kind == "eylandoo":
+        if kind in ("eylandoo", "remnawave"):
             echo(f"  API key: {api_key}")
-        else:
+        if kind != "eylandoo":
             echo(f"  admin: {username} / {password}")
         echo("  panel row for the app's database:")
         echo("    " + panel_row_hint(emulator, username, password, api_key))

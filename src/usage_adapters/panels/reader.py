@@ -3,7 +3,8 @@
 A batch of users (`fetch_many`) is read the same way on every panel:
 
 1. its login, once (static keys need none);
-2. the bulk listing, its pages fetched concurrently where it pages, keeping
+2. the bulk listing, its pages fetched concurrently where it pages (one
+   after the other where each page names the next: a keyset listing), keeping
    only the requested users. A user listed twice with different readings (the
    listing changed between pages) is read singly instead; whatever `total` a
    panel claims, no more than `MAX_LISTING_PAGES` pages are asked for, and
