@@ -77,7 +77,8 @@ class TestSingleReads:
         assert failure(token.fetch_usage("alice")).reason == "HTTP 401: Unauthorized"
         login = open_remnawave(open_session, panel, api_key=None, password=WRONG_PASSWORD)
         assert failure(login.fetch_usage("alice")).reason == "login failed: HTTP 403: Forbidden"
-        assert panel.counts.user_gets == 1
+        counts = panel.counts
+        assert (counts.rejected, counts.failed_logins, counts.user_gets) == (1, 1, 0)
 
     def test_no_credentials_send_nothing(
         self, start: StartEmulator, open_session: OpenSession
