@@ -1,5 +1,5 @@
 """HTTP gateways to the VPN panels, built on httpx: one dialect module per panel type
-(`eylandoo`, `marzban`, `marzneshin`, `xui`), driven by one shared `reader`."""
+(`eylandoo`, `marzban`, `marzneshin`, `remnawave`, `xui`), driven by one shared `reader`."""
 
 from usage_adapters.panels.clients import (
     DEFAULT_LIMITS,

@@ -26,6 +26,7 @@ from usage_adapters.panels.options import (
 )
 from usage_adapters.panels.reader import PanelReader
 from usage_adapters.panels.redaction import install_http_library_log_filter
+from usage_adapters.panels.remnawave import RemnawaveDialect
 from usage_adapters.panels.xui import XuiDialect
 from usage_core.model import Panel, PanelType
 from usage_core.ports import PanelSession
@@ -46,6 +47,7 @@ DIALECTS: Mapping[PanelType, DialectFactory] = {
     PanelType.MARZBAN: MarzbanDialect,
     PanelType.MARZNESHIN: MarzneshinDialect,
     PanelType.XUI: XuiDialect,
+    PanelType.REMNAWAVE: RemnawaveDialect,
 }
 
 
