@@ -1,9 +1,12 @@
-"""Remnawave panels end to end: `sync-one` and `sync` on every database."""
+"""Remnawave panels end to end: `sync-one` and `sync` on every database, and a counter
+reset followed by regrowth between two syncs, which its lifetime counter recovers."""
 
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from original_rows import TEST_APP_KEY, fetch_row, insert_config, insert_panel, insert_reseller
 from test_cli import usage_sync
@@ -61,6 +64,27 @@ def rows(original_db, remnawave: PanelEmulator, tmp_path: Path):
     return original_db, env, log_file
 
 
+def counted(engine: Any, config_id: int) -> int:
+    """`usage_bytes` plus `meta.settled_usage_bytes`: everything the config has been charged."""
+    row = fetch_row(engine, "reseller_configs", config_id)
+    meta = row["meta"] if isinstance(row["meta"], dict) else json.loads(row["meta"] or "{}")
+    return int(row["usage_bytes"]) + int(meta.get("settled_usage_bytes", 0))
+
+
+def reset_on_the_panel(panel: PanelEmulator, username: str) -> None:
+    """The panel's own reset route, as its admin would call it."""
+    reply = httpx.post(
+        f"{panel.url}/api/users/{panel.users.id_of(username)}/actions/reset-traffic",
+        headers={
+            "Authorization": f"Bearer {API_TOKEN}",
+            "X-Forwarded-For": "127.0.0.1",
+            "X-Forwarded-Proto": "https",
+        },
+    )
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["response"]["userTraffic"]["usedTrafficBytes"] == 0
+
+
 class TestRemnawaveEndToEnd:
     """`sync-one` and `sync` read Remnawave through the type the panel row names."""
 
@@ -88,3 +112,24 @@ class TestRemnawaveEndToEnd:
         assert remnawave.counts.list_pages == 1
         assert remnawave.counts.logins == 0
         assert "Remnawave users listed: 2 users in 1 page" in log_file.read_text(encoding="utf-8")
+
+    @pytest.mark.parametrize("command", ["sync", "sync-one"])
+    def test_reset_and_regrowth_between_syncs_loses_nothing(
+        self, rows, remnawave: PanelEmulator, command: str
+    ) -> None:
+        """Synced; +1,000; reset on the panel; regrowth past the old value; nothing is lost."""
+        db, env, _ = rows
+        args = ("sync-one", "--config", "1") if command == "sync-one" else ("sync",)
+        assert usage_sync(*args, env=env).returncode == 0
+        assert counted(db.engine, 1) == ALICE
+        remnawave.users.add_traffic("alice", download=1_000)
+        reset_on_the_panel(remnawave, "alice")
+        remnawave.users.add_traffic("alice", download=ALICE + 5_000)
+        result = usage_sync(*args, env=env)
+        assert result.returncode == 0, result.stderr
+        # The counter alone (old + 5,000) would show growth of 5,000; the lifetime shows all.
+        lifetime = remnawave.users.get("alice").lifetime  # type: ignore[union-attr]
+        assert lifetime == 2 * ALICE + 6_000
+        assert counted(db.engine, 1) == lifetime
+        bob = BOB if command == "sync" else 0
+        assert fetch_row(db.engine, "resellers", 45)["traffic_used_bytes"] == lifetime + bob
