@@ -6,6 +6,20 @@ cd "$(dirname "$0")/.."
 
 bash .ci/services
 
+# tests/integration/test_deploy.py checks deploy/ with systemd-analyze (Debian's `systemd`
+# package) and logrotate; install whichever is missing (root, or sudo without a password).
+missing=()
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+[ -x /usr/sbin/logrotate ] || command -v logrotate >/dev/null 2>&1 || missing+=(logrotate)
+if [ ${#missing[@]} -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo -n"
+    echo "== installing ${missing[*]} (for the deploy/ checks)"
+    $sudo apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" >/dev/null
+fi
+
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
