@@ -1,5 +1,6 @@
 """Prometheus metrics scraped over HTTP from a running `usage-sync run`; `usage-sync metrics`."""
 
+import json
 import os
 import signal
 import socket
@@ -11,6 +12,17 @@ import httpx
 from original_rows import insert_config, insert_panel, insert_reseller, insert_setting
 from panel_support import closed_port_url
 from prometheus_client.parser import text_string_to_metric_families
+from redis_support import (
+    QUEUE,
+    app_env,
+    background,
+    claimed_redis_db,
+    eylandoo_panel,
+    script,
+    seed,
+    sqlite_app_db,
+)
+from redis_support import usage_sync as run_usage_sync
 from sqlalchemy import create_engine
 from tests_support_paths import usage_sync_script
 
@@ -151,3 +163,52 @@ class TestMetricsEndpoint:
             check=True,
         )
         assert parse(textfile.read_text())[marzban("failed")] == samples[marzban("failed")]
+
+
+class TestMetricsAcrossProcesses:
+    """With Redis, the numbers live in Redis: any process serves the runs any worker ran."""
+
+    def test_scheduler_serves_the_runs_of_a_worker(self, tmp_path: Path) -> None:
+        """A worker's work horse runs the sync; the scheduler's endpoint and `metrics` show it."""
+        with (
+            claimed_redis_db() as redis_db,
+            eylandoo_panel() as panel,
+            sqlite_app_db(tmp_path / "app.sqlite") as app_db,
+        ):
+            seed(app_db, panel, interval="1")
+            env = app_env(redis_db.url, app_db.url, tmp_path)
+            port = free_port()
+            served = {
+                **env,
+                "USAGE_SYNC_METRICS_PORT": str(port),
+                "USAGE_SYNC_METRICS_ADDR": "127.0.0.1",
+            }
+            with (
+                background(
+                    [script("usage-sync"), "worker"], env=env, output=tmp_path / "worker.out"
+                ) as worker,
+                background(
+                    [script("usage-sync"), "scheduler"],
+                    env=served,
+                    output=tmp_path / "scheduler.out",
+                ) as scheduler,
+            ):
+                ticked = run_usage_sync("tick", "--json", env=env)
+                assert json.loads(ticked.stdout)["dispatched"] is True, ticked.stderr
+                samples = scrape_until_a_run(
+                    f"http://127.0.0.1:{port}/metrics", scheduler.process, 60
+                )
+                assert worker.process.poll() is None
+            printed = run_usage_sync("metrics", env=env)
+            stored = redis_db.client.get(f"usage-sync:{QUEUE}:run-stats")
+        eylandoo_updated = (
+            "usage_sync_configs_total",
+            (("outcome", "updated"), ("panel_type", "eylandoo")),
+        )
+        assert samples[eylandoo_updated] == 1
+        assert (
+            samples[("usage_sync_panel_up", (("panel_id", "10"), ("panel_type", "eylandoo")))] == 1
+        )
+        assert parse(printed.stdout)[eylandoo_updated] == 1
+        assert stored is not None
+        assert json.loads(stored)["runs"] >= 1
