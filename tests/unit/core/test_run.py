@@ -235,6 +235,22 @@ class TestRunStatistics:
         assert (folded.runs, folded.runs_failed) == (2, 0)
         assert folded.last_success_at == summary["finished_at"]
 
+    def test_a_fan_out_folds_every_panel_jobs_reads(self) -> None:
+        """The final job of a fan-out moves the streak of each panel its jobs read."""
+        run, lock, _ = sync_run(Seconds())
+        stats = MemoryStats()
+        run.stats = stats
+        token = lock.acquire(300)
+        assert token
+        parts = [
+            {"updated": 2, "per_panel": {"1": {"type": "xui", "read": 2, "failed": 0}}},
+            {"failed": 3, "per_panel": {"2": {"type": "marzban", "read": 0, "failed": 3}}},
+        ]
+        run.finish_fan_out(token, parts, last_try=True)
+        panels = RunStats.from_dict(stats.document).panels
+        assert (panels["1"].up, panels["1"].failure_streak) == (True, 0)
+        assert (panels["2"].up, panels["2"].failure_streak) == (False, 1)
+
     def test_only_the_last_failed_try_is_counted(self) -> None:
         """A try that will be retried is not a failed run; the last one is, with its error."""
         run, lock, _ = sync_run(Seconds(), broken=True)
