@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from usage_adapters.panels.auth import PasswordTokenAuth
 from usage_adapters.panels.dialect import (
     FetchWording,
     LoginFailure,
@@ -110,25 +111,25 @@ class ApiTokenAuth:
         """Never called: the token is never renewed."""
 
 
-class AdminLoginAuth:
-    """`POST /api/auth/login` with the admin's username and password, as JSON."""
+class AdminLoginAuth(PasswordTokenAuth):
+    """`POST /api/auth/login` with the admin's username and password, as JSON.
 
-    needs_login = True
+    The token is renewed on a 401 and kept between runs until its JWT `exp`,
+    as Marzban's is (each login notifies the panel's admins).
+    """
 
     def __init__(self, panel: Panel, extra: Mapping[str, str]) -> None:
-        self._panel_id = panel.id
-        self._username = panel.username or ""
-        self._password = panel.password.reveal() if panel.password else ""
+        super().__init__(panel, LABEL, LOGIN_ROUTE)
         self._extra = extra
 
     def problem(self) -> str | None:
         """An API token, or both the admin username and password, are needed."""
-        if not self._username or not self._password:
+        if super().problem() is not None:
             return "the panel has no API token and no admin username or password"
         return None
 
     def log_in(self, http: HttpChannel, deadline: float | None) -> object | LoginFailure:
-        """Post the login; `response.accessToken`, or why not."""
+        """Post the login; `response.accessToken`, or why not (a wrong password is a 403)."""
         sent = http.send(
             "POST",
             LOGIN_ROUTE,
@@ -163,15 +164,6 @@ class AdminLoginAuth:
             "X-Remnawave-Client-Type": "browser",
             "Accept": "application/json",
         }
-
-    def lost(self, reply: Reply, route_known: bool) -> bool:
-        """A 401: the token expired (its lifetime is the panel's `JWT_LIFETIME`)."""
-        return reply.status == 401
-
-    def on_relogin(self, username: str | None) -> None:
-        """Say that the token is being renewed."""
-        about = {"username": username} if username else {"panel_id": self._panel_id}
-        logger.info("%s token rejected; logging in again", LABEL, extra=ctx(**about))
 
 
 def _access_token(reply: Reply) -> str | None:

@@ -7,9 +7,11 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway_support import OpenSession, StartEmulator, failure, reading
-from panel_support import API_KEY, PASSWORD, WRONG_API_KEY, WRONG_PASSWORD, leaks
+from gateway_support import FAST_TIMEOUT, OpenSession, StartEmulator, failure, reading
+from panel_support import API_KEY, PASSWORD, WRONG_API_KEY, WRONG_PASSWORD, leaks, panel_for
 
+from usage_adapters.panels import HttpxPanelClients
+from usage_adapters.panels.kept_logins import LoginKeeper, MemoryLoginStore
 from usage_core.model import PANEL_TYPE_KEY
 from usage_core.ports import PanelSession
 from usage_sandbox.emulator import EmulatedUser, Fault, PanelEmulator
@@ -69,6 +71,20 @@ class TestSingleReads:
         panel.invalidate_sessions()
         assert reading(session.fetch_usage("alice")).bytes == 1
         assert panel.counts.logins == 2
+
+    def test_admin_login_is_kept_across_runs(self, start: StartEmulator) -> None:
+        """Every admin login notifies the panel's admins: three runs make one login."""
+        panel = start("remnawave", users={"alice": 1})
+        keeper = LoginKeeper(MemoryLoginStore(), lambda: b"k" * 32)
+        clients = HttpxPanelClients(timeout=FAST_TIMEOUT, logins=keeper)
+        row = panel_for(panel, api_key=None, **remnawave_row())
+        for _ in range(3):
+            session = clients.open(row)
+            try:
+                assert reading(session.fetch_usage("alice")).bytes == 1
+            finally:
+                session.close()
+        assert panel.counts.logins == 1
 
     def test_refused_credentials(self, start: StartEmulator, open_session: OpenSession) -> None:
         """A wrong API token is a 401, a wrong password a 403 at login; nothing is read."""
