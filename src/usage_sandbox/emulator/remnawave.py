@@ -18,6 +18,7 @@ import dataclasses
 import math
 import secrets
 import threading
+import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -35,6 +36,10 @@ from usage_sandbox.emulator.base import (
 )
 from usage_sandbox.emulator.users import EmulatedUser, stable_uuid
 
+# What changed between the versions emulated: 2.3 nested the counters in
+# `userTraffic`, 2.8 added `/api/users/stream`, 3.0 routed actions by numeric id
+# (the user's `uuid` before, which 3.x no longer sends).
+REMNAWAVE_VERSIONS: Final = ("2.2", "2.8", "3.3")
 STREAM_DEFAULT_SIZE: Final = 250
 STREAM_MAX_SIZE: Final = 1000
 BROWSER_HEADER: Final = "X-Remnawave-Client-Type"
@@ -64,10 +69,35 @@ def status_of(user: EmulatedUser) -> str:
     return "ACTIVE"
 
 
-def remnawave_user(user: EmulatedUser, user_id: int) -> dict[str, object]:
-    """A 3.x `GetFullUserResponseModel`, traffic nested in `userTraffic`."""
+def user_uuid(username: str) -> str:
+    """The 1.x-2.x `uuid` of a user (its id in the action routes before 3.0)."""
+    return str(stable_uuid("remnawave-user:" + username))
+
+
+def remnawave_user(user: EmulatedUser, user_id: int, version: str = "3.3") -> dict[str, object]:
+    """A `GetFullUserResponseModel` of `version`: 3.x by default, traffic in `userTraffic`."""
     key = stable_uuid(user.username)
     short = key.hex[:16]
+    traffic: dict[str, object] = {
+        "usedTrafficBytes": js_number(user.used),
+        "lifetimeUsedTrafficBytes": js_number(user.lifetime),
+        "onlineAt": None,
+        "firstConnectedAt": None,
+        "lastConnectedNodeUuid": None,
+    }
+    body = _body_3x(user, user_id, key.hex, short, traffic)
+    if version == "3.3":
+        return body
+    body = {"uuid": user_uuid(user.username), **body}
+    if version == "2.2":
+        del body["id"], body["userTraffic"]
+        body.update(traffic)
+    return body
+
+
+def _body_3x(
+    user: EmulatedUser, user_id: int, key: str, short: str, traffic: dict[str, object]
+) -> dict[str, object]:
     return {
         "id": user_id,
         "shortUuid": short,
@@ -82,9 +112,9 @@ def remnawave_user(user: EmulatedUser, user_id: int) -> dict[str, object]:
         "tag": None,
         "hwidDeviceLimit": None,
         "externalSquadUuid": None,
-        "trojanPassword": key.hex[:24],
-        "vlessUuid": str(key),
-        "ssPassword": key.hex[8:32],
+        "trojanPassword": key[:24],
+        "vlessUuid": str(uuid.UUID(key)),
+        "ssPassword": key[8:32],
         "lastTriggeredThreshold": 0,
         "subRevokedAt": None,
         "lastTrafficResetAt": None,
@@ -94,13 +124,7 @@ def remnawave_user(user: EmulatedUser, user_id: int) -> dict[str, object]:
         "activeInternalSquads": [
             {"uuid": "8f2b1c3e-0000-4000-8000-000000000001", "name": "Default-Squad"}
         ],
-        "userTraffic": {
-            "usedTrafficBytes": js_number(user.used),
-            "lifetimeUsedTrafficBytes": js_number(user.lifetime),
-            "onlineAt": None,
-            "firstConnectedAt": None,
-            "lastConnectedNodeUuid": None,
-        },
+        "userTraffic": traffic,
     }
 
 
@@ -135,11 +159,18 @@ def _number(raw: str) -> float | None:
 
 class RemnawaveApp(PanelApp):
     """Remnawave 3.3: `/api/auth/login`, `/api/users/by-username/{u}`, `/api/users/stream`,
-    `POST /api/users/{id}/actions/enable|disable|reset-traffic`."""
+    `POST /api/users/{id}/actions/enable|disable|reset-traffic`.
+
+    `version` "2.8" routes the actions by the user's `uuid` (sent in every user
+    object); "2.2" also has no stream (a 404) and flat counters.
+    """
 
     kind = "remnawave"
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, version: str = "3.3", **kwargs: Any) -> None:
+        if version not in REMNAWAVE_VERSIONS:
+            raise ValueError(f"remnawave_version must be one of {REMNAWAVE_VERSIONS}")
+        self.version = version
         self._admin_tokens: set[str] = set()
         self._issued: list[str] = []
         self._ids_cache: tuple[tuple[str, ...], tuple[str, ...], list[int]] | None = None
@@ -148,7 +179,8 @@ class RemnawaveApp(PanelApp):
 
     def add_routes(self, router: Router) -> None:
         router.add("POST", "/api/auth/login", self.log_in)
-        router.add("GET", "/api/users/stream", self.guard(self.stream_users))
+        if self.version != "2.2":
+            router.add("GET", "/api/users/stream", self.guard(self.stream_users))
         router.add("GET", "/api/users/by-username/{username}", self.guard(self.get_user))
         for action in ("enable", "disable", "reset-traffic"):
             router.add(
@@ -236,7 +268,7 @@ class RemnawaveApp(PanelApp):
         return self.user_reply(
             params["username"],
             lambda user: json_reply(
-                {"response": remnawave_user(user, self.users.id_of(user.username))}
+                {"response": self.render(user, self.users.id_of(user.username))}
             ),
             lambda _: coded_error(request, NOT_FOUND_BY_UNIQUE),
         )
@@ -272,7 +304,7 @@ class RemnawaveApp(PanelApp):
         chosen = names[start : start + int(size) + 1]
         more = len(chosen) > size
         listed = self.users.entries(chosen[: int(size)])
-        items = self.fragments(listed, "remnawave", remnawave_user)
+        items = self.fragments(listed, "remnawave", self.render)
         next_cursor = f'"{listed[-1][1]}"' if more and listed else "null"
         return json_text_reply(
             '{"response":{"users":'
@@ -294,6 +326,10 @@ class RemnawaveApp(PanelApp):
             self._ids_cache = (names, present, ids)
         return present, ids
 
+    def render(self, user: EmulatedUser, user_id: int) -> dict[str, object]:
+        """The user object of the emulated version."""
+        return remnawave_user(user, user_id, self.version)
+
     def _action(self, action: str) -> Callable[[Request, Mapping[str, str]], Response]:
         def handler(request: Request, params: Mapping[str, str]) -> Response:
             return self._act(request, params["user_id"], action)
@@ -301,11 +337,18 @@ class RemnawaveApp(PanelApp):
         return handler
 
     def _act(self, request: Request, raw_id: str, action: str) -> Response:
-        """One user action by numeric id (`numberParamSchema`: a positive number)."""
-        number = _number(raw_id)
-        if number is None or number <= 0:
-            return validation_failed("userId", "invalid_type", "Invalid input: expected number")
-        username = self._name_of(number)
+        """One user action by numeric id (`numberParamSchema`: a positive number), 2.x by uuid."""
+        if self.version == "3.3":
+            number = _number(raw_id)
+            if number is None or number <= 0:
+                return validation_failed("userId", "invalid_type", "Invalid input: expected number")
+            username = self._name_of(lambda name: self.users.id_of(name) == number)
+        else:
+            try:
+                wanted = str(uuid.UUID(raw_id))
+            except ValueError:
+                return validation_failed("uuid", "invalid_format", "Invalid UUID")
+            username = self._name_of(lambda name: user_uuid(name) == wanted)
         if username is None:
             self.count("writes")
             return coded_error(request, USER_NOT_FOUND)
@@ -323,12 +366,9 @@ class RemnawaveApp(PanelApp):
                 changed = self.users.modify(
                     username, lambda u: dataclasses.replace(u, enabled=wanted)
                 )
-            return json_reply({"response": remnawave_user(changed, self.users.id_of(username))})
+            return json_reply({"response": self.render(changed, self.users.id_of(username))})
 
         return self.write_reply(username, write)
 
-    def _name_of(self, user_id: float) -> str | None:
-        for name in self.users.names():
-            if self.users.id_of(name) == user_id:
-                return name
-        return None
+    def _name_of(self, matches: Callable[[str], bool]) -> str | None:
+        return next((name for name in self.users.names() if matches(name)), None)

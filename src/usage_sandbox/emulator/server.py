@@ -223,6 +223,8 @@ class PanelEmulator:
             as versions before 2.2.5 did: HTTP 200, `success: false`, "Your
             session has expired, please log in again".
         clock: Wall-clock seconds by which tokens and sessions expire.
+        remnawave_version: Remnawave's API: "3.3" (actions by numeric id), "2.8"
+            (by `uuid`), "2.2" (by `uuid`, flat counters, no stream).
         host: Interface to bind.
         port: Port to bind; 0 picks a free one.
 
@@ -248,6 +250,7 @@ class PanelEmulator:
         xui_session_max_age_s: float = XUI_SESSION_MAX_AGE_S,
         xui_login_again_200: bool = False,
         clock: Callable[[], float] = time.time,
+        remnawave_version: str = "3.3",
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -278,6 +281,8 @@ class PanelEmulator:
             )
         elif kind == "xui":
             self._app = XuiApp(*app_args, version=xui_version, inbounds=xui_inbounds)
+        elif kind == "remnawave":
+            self._app = RemnawaveApp(*app_args, version=remnawave_version)
         else:
             self._app = _APPS[kind](*app_args)
         self._app.latency_s = latency_s

@@ -295,3 +295,30 @@ def test_no_credential_reaches_the_logs(
         session.set_enabled("alice", True)
     secrets = [API_KEY, PASSWORD, WRONG_PASSWORD, *panel.issued_tokens()]
     assert leaks(logs.records, secrets) == []
+
+
+@pytest.mark.parametrize("version", ["2.2", "2.8", "3.3"])
+class TestOlderVersions:
+    """1.6-2.2 (flat counters, no stream), 2.3-2.8 (actions by `uuid`) and 3.x."""
+
+    def test_reads_lists_and_sets_state(
+        self, version: str, start: StartEmulator, open_session: OpenSession
+    ) -> None:
+        """Every version's counters are read, listed or singly, and its actions reach the user."""
+        users = {"alice": 7_000, "bob": 8_000}
+        panel = start("remnawave", users=users, remnawave_version=version)
+        session = open_remnawave(open_session, panel)
+        single = reading(session.fetch_usage("alice"))
+        nested = "" if version == "2.2" else "userTraffic."
+        assert single.path == f"response.{nested}usedTrafficBytes"
+        assert (single.bytes, single.lifetime_bytes) == (7_000, 7_000)
+        panel.reset_counts()
+        results = session.fetch_many(sorted(users))
+        assert {name: reading(r).bytes for name, r in results.items()} == users
+        streamed = version != "2.2"
+        assert panel.counts.user_gets == (0 if streamed else 2)
+        off = session.set_enabled("bob", False)
+        assert (off.ok, off.detail, off.verified) == (True, "disabled", True)
+        assert not panel.users.is_enabled("bob")
+        assert session.set_enabled("bob", True).ok
+        assert panel.users.is_enabled("bob")
