@@ -9,6 +9,7 @@ docs/performance.md for the figures and what they mean.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import dataclasses
 import io
@@ -453,7 +454,16 @@ def _count_statements() -> dict[str, int]:
     return counts
 
 
-def _rss_mb() -> float:
+def _rss_mb(field: str = "VmHWM") -> float:
+    """This process's peak (VmHWM) or current (VmRSS) resident set, in MB.
+
+    Read from /proc because `ru_maxrss` survives `exec`: a child started by a large
+    benchmark process would report the parent's size as its own.
+    """
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -466,7 +476,7 @@ def run_ours(env: dict[str, str], launched: float, profile: str | None) -> dict[
     profiler = cProfile.Profile() if profile else None
     # Start-up: the interpreter, the imports and the container, up to the sync's first step.
     startup = {"startup_s": time.time() - launched, "startup_cpu_s": time.process_time()}
-    rss_before = _rss_mb()
+    rss_before = _rss_mb("VmRSS")
     started, cpu = time.perf_counter(), time.process_time()
     if profiler:
         profiler.enable()
