@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import enum
 import logging
 import socket
 from collections.abc import Iterable, Mapping
+from typing import Final
 
 from usage_core.model import Panel, Secret
 from usage_sandbox.emulator import PanelEmulator, PanelKind
@@ -26,12 +28,23 @@ VARIANTS: Mapping[str, tuple[PanelKind, Mapping[str, object]]] = {
 }
 
 
+class Default(enum.Enum):
+    """A value left to the kind of panel."""
+
+    KEY = enum.auto()
+
+
+# The API token a row of its kind holds by default: Eylandoo's key; the others none
+# (a 3x-ui row with a token would use it instead of logging in).
+KIND_DEFAULT: Final = Default.KEY
+
+
 def panel_for(
     emulator: PanelEmulator,
     *,
     url: str | None = None,
     password: str | None = PASSWORD,
-    api_key: str | None = API_KEY,
+    api_key: str | Default | None = KIND_DEFAULT,
     panel_type: str | None = None,
     verify_tls: bool = True,
     extra: Mapping[str, object] | None = None,
@@ -40,6 +53,8 @@ def panel_for(
 
     `extra` adds keys to the row's `extra` JSON, e.g. `sync_concurrency`.
     """
+    if api_key is KIND_DEFAULT:
+        api_key = API_KEY if emulator.kind == "eylandoo" else None
     return Panel(
         id=1,
         name=f"emulated {emulator.kind}",

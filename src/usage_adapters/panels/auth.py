@@ -121,15 +121,28 @@ class StaticKeyAuth:
 
     `scheme` prefixes the key in the header's value (`Authorization: Bearer
     <key>`); without it the value is the key alone (`X-Api-Key: <key>`).
+    `extra` headers go along with it.
     """
 
     needs_login = False
 
-    def __init__(self, key: str, header: str, *, missing: str, scheme: str = "") -> None:
+    def __init__(
+        self,
+        key: str,
+        header: str,
+        *,
+        missing: str,
+        scheme: str = "",
+        extra: Mapping[str, str] | None = None,
+    ) -> None:
         self._key = key
         self._header = header
         self._missing = missing
-        self._value = f"{scheme} {key}" if scheme else key
+        self._headers = {
+            "Accept": "application/json",
+            **(extra or {}),
+            header: f"{scheme} {key}" if scheme else key,
+        }
 
     def problem(self) -> str | None:
         """The key must be present and fit in a header."""
@@ -144,8 +157,8 @@ class StaticKeyAuth:
         return self._key
 
     def headers(self, credential: object) -> Mapping[str, str]:
-        """The key's header."""
-        return {self._header: self._value, "Accept": "application/json"}
+        """The key's header (and the extra ones)."""
+        return self._headers
 
     def lost(self, reply: Reply, route_known: bool) -> bool:
         """A static key is never renewed."""
@@ -155,14 +168,18 @@ class StaticKeyAuth:
         """Never called: a static key is never renewed."""
 
 
-def api_key_auth(panel: Panel, header: str, *, scheme: str = "") -> StaticKeyAuth | None:
+def api_key_auth(
+    panel: Panel, header: str, *, scheme: str = "", extra: Mapping[str, str] | None = None
+) -> StaticKeyAuth | None:
     """The panel row's `api_token` sent in `header` (after `scheme`), or None without one.
 
     E.g. `api_key_auth(panel, "X-Api-Key")` for PasarGuard, or
     `api_key_auth(panel, "Authorization", scheme="Bearer")` for 3x-ui v3's API
-    tokens; a dialect falls back to its login when this is None.
+    tokens; a dialect falls back to its login when this is None. A key the
+    panel refuses is not renewed: each request fails with the panel's reply.
     """
-    key = panel.api_token.reveal() if panel.api_token else ""
-    if not key.strip():
+    key = panel.api_token.reveal().strip() if panel.api_token else ""
+    if not key:
         return None
-    return StaticKeyAuth(key.strip(), header, missing="the panel has no API token", scheme=scheme)
+    missing = "the panel has no API token"
+    return StaticKeyAuth(key, header, missing=missing, scheme=scheme, extra=extra)

@@ -33,6 +33,17 @@ class LoginFailure:
 
 
 @attrs.frozen
+class Unasked:
+    """A credential had without asking the panel (an API key in place of a login).
+
+    A rejection of it may be renewed even within the call that got it, and it
+    is not kept between runs.
+    """
+
+    value: object
+
+
+@attrs.frozen
 class FetchWording:
     """The log messages of one panel's user fetch, in the original app's style."""
 
@@ -63,7 +74,7 @@ class Auth(Protocol):
         ...
 
     def log_in(self, http: HttpChannel, deadline: float | None) -> object | LoginFailure:
-        """Log in once: the new credential (opaque to the reader), or why not."""
+        """Log in once: the new credential (opaque to the reader, or `Unasked`), or why not."""
         ...
 
     def headers(self, credential: object) -> Mapping[str, str]:

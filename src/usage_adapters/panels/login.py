@@ -8,7 +8,7 @@ from typing import Protocol
 
 import attrs
 
-from usage_adapters.panels.dialect import LoginFailure
+from usage_adapters.panels.dialect import LoginFailure, Unasked
 from usage_core.readings import HardFailure
 
 
@@ -126,13 +126,21 @@ class SharedLogin:
                 self._memory.forget()
             self._on_relogin(username)
         self._current = None
-        outcome = self._log_in(batch.deadline if batch is not None else None)
+        return self._settle(self._log_in(batch.deadline if batch is not None else None), batch)
+
+    def _settle(
+        self, outcome: object | LoginFailure, batch: LoginAllowance | None
+    ) -> Credential | HardFailure:
+        """The login's credential made current (and kept), or its failure noted."""
         if isinstance(outcome, LoginFailure):
             if outcome.final:
                 self._refused = outcome.failure
             if batch is not None:
                 batch.failure = outcome.failure
             return outcome.failure
+        if isinstance(outcome, Unasked):
+            self._current = outcome.value
+            return Credential(outcome.value, fresh=False)
         self._current = outcome
         if self._memory is not None:
             self._memory.keep(outcome)

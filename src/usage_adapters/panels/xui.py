@@ -10,11 +10,14 @@ from collections.abc import Mapping, Sequence
 
 import attrs
 
+from usage_adapters.panels.auth import StaticKeyAuth, api_key_auth
 from usage_adapters.panels.dialect import (
+    Auth,
     FetchWording,
     LoginFailure,
     Page,
     Requester,
+    Unasked,
     log_debug_reading,
 )
 from usage_adapters.panels.http import (
@@ -204,6 +207,74 @@ class XuiCookieAuth:
         return self._logins
 
 
+# The credential of a session on the API token (the header carries the token itself).
+_API_TOKEN = object()
+
+
+class XuiTokenAuth:
+    """3x-ui v3's API token (`Authorization: Bearer`, no login, no CSRF), with the
+    cookie login as a fallback for a panel that refuses it.
+
+    A panel without API tokens (v2, or v3 with the token revoked) answers 401;
+    when the row also has a username and password, the session then logs in
+    with them (once) and keeps that session as any cookie login is kept.
+    """
+
+    needs_login = True
+
+    def __init__(self, token: StaticKeyAuth, cookie: XuiCookieAuth) -> None:
+        self._token = token
+        self._cookie = cookie
+        self._refused = False
+        self._switching = False
+
+    def problem(self) -> str | None:
+        """The token must fit in a header."""
+        return self._token.problem()
+
+    def log_in(self, http: HttpChannel, deadline: float | None) -> object | LoginFailure:
+        """The token, asking nothing; once it was refused, the cookie login."""
+        if not self._refused:
+            return Unasked(_API_TOKEN)
+        if self._cookie.problem() is not None:
+            return LoginFailure(HardFailure("the panel refused its API token"), final=True)
+        return self._cookie.log_in(http, deadline)
+
+    def headers(self, credential: object) -> Mapping[str, str]:
+        """The token's header, or the cookie session's."""
+        if credential is _API_TOKEN:
+            return self._token.headers(credential)
+        return self._cookie.headers(credential)
+
+    def lost(self, reply: Reply, route_known: bool) -> bool:
+        """While on the token: a 401 refuses it. Then: the cookie session's rules."""
+        if not self._refused:
+            if reply.status != 401:
+                return False
+            self._refused = self._switching = True
+            logger.warning("XUI API token refused; logging in with the username and password")
+            return True
+        return self._cookie.lost(reply, route_known)
+
+    def on_relogin(self, username: str | None) -> None:
+        """Say that the session is being renewed (the switch from the token is said already)."""
+        if self._switching:
+            self._switching = False
+            return
+        self._cookie.on_relogin(username)
+
+    def keep(self, credential: object) -> KeptCredential | None:
+        """A cookie session is kept; the token needs no keeping."""
+        return None if credential is _API_TOKEN else self._cookie.keep(credential)
+
+    def restore(self, http: HttpChannel, kept: KeptCredential) -> object | None:
+        """A kept cookie session (the token was refused before): used until it ends."""
+        restored = self._cookie.restore(http, kept)
+        if restored is not None:
+            self._refused = True
+        return restored
+
+
 def _csrf_token(reply: Reply) -> str | None:
     """The v3 CSRF token from `GET /csrf-token`, or None (v2 answers 404)."""
     if not reply.ok:
@@ -261,7 +332,9 @@ class XuiDialect:
 
     def __init__(self, http: HttpChannel, options: ReadOptions) -> None:
         self.http_channel = http
-        self.auth = XuiCookieAuth(http.panel, http)
+        cookie = XuiCookieAuth(http.panel, http)
+        token = api_key_auth(http.panel, "Authorization", scheme="Bearer", extra=XHR)
+        self.auth: Auth = cookie if token is None else XuiTokenAuth(token, cookie)
         # Which set-state route this panel has, once a write has found out.
         self._write_route: str | None = None
 

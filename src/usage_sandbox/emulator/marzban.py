@@ -64,6 +64,9 @@ class BearerApp(PanelApp):
         """A signed JWT for the admin, as `create_admin_token` makes it."""
         now = int(self.clock())
         claims: dict[str, object] = {"sub": self.credentials.username, "access": "sudo", "iat": now}
+        # The panels' tokens of one second are identical; a nonce tells the emulator's apart,
+        # so that a token revoked by `invalidate_sessions` stays revoked.
+        claims["jti"] = secrets.token_hex(8)
         if self.token_lifetime_s is not None:
             claims["exp"] = now + int(self.token_lifetime_s)
         header = _b64(b'{"alg":"HS256","typ":"JWT"}')

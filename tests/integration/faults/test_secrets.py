@@ -342,3 +342,5 @@ def break_panels(dep: Deployment) -> None:
                 {"value": value, "id": dep.panel_ids[kind]},
             )
     dep.panels["marzneshin"].set_login_fault(Fault.http_status(500))
+    # A restart, so that the token the healthy runs kept is refused and a login is needed.
+    dep.panels["marzneshin"].invalidate_sessions()
