@@ -26,6 +26,7 @@ from typing import Any, Final
 from usage_sandbox.emulator.base import (
     CREATED_AT,
     DISCONNECT,
+    Handler,
     PanelApp,
     Request,
     Response,
@@ -162,7 +163,7 @@ class RemnawaveApp(PanelApp):
     `POST /api/users/{id}/actions/enable|disable|reset-traffic`.
 
     `version` "2.8" routes the actions by the user's `uuid` (sent in every user
-    object); "2.2" also has no stream (a 404) and flat counters.
+    object); "2.2" also has no stream (a 404), flat counters and no token scopes.
     """
 
     kind = "remnawave"
@@ -171,6 +172,8 @@ class RemnawaveApp(PanelApp):
         if version not in REMNAWAVE_VERSIONS:
             raise ValueError(f"remnawave_version must be one of {REMNAWAVE_VERSIONS}")
         self.version = version
+        # The API token's scopes (`*`: everything), as made in the dashboard.
+        self.api_scopes: tuple[str, ...] = ("*",)
         self._admin_tokens: set[str] = set()
         self._issued: list[str] = []
         self._ids_cache: tuple[tuple[str, ...], tuple[str, ...], list[int]] | None = None
@@ -180,12 +183,34 @@ class RemnawaveApp(PanelApp):
     def add_routes(self, router: Router) -> None:
         router.add("POST", "/api/auth/login", self.log_in)
         if self.version != "2.2":
-            router.add("GET", "/api/users/stream", self.guard(self.stream_users))
-        router.add("GET", "/api/users/by-username/{username}", self.guard(self.get_user))
+            router.add("GET", "/api/users/stream", self.scoped("stream", "read", self.stream_users))
+        router.add(
+            "GET",
+            "/api/users/by-username/{username}",
+            self.scoped("by-username", "read", self.get_user),
+        )
         for action in ("enable", "disable", "reset-traffic"):
-            router.add(
-                "POST", f"/api/users/{{user_id}}/actions/{action}", self.guard(self._action(action))
-            )
+            handler = self.scoped(action, "write", self._action(action))
+            router.add("POST", f"/api/users/{{user_id}}/actions/{action}", handler)
+
+    def scoped(self, slug: str, kind: str, handler: Handler) -> Handler:
+        """`guard(handler)`, refusing an API token whose scopes do not cover the route (2.8+).
+
+        `ScopesGuard`: `*`, `users:*`, `users:<read|write>` or `users:<slug>` covers
+        it; an admin's token needs no scope.
+        """
+
+        def checked(request: Request, params: Mapping[str, str]) -> Response:
+            _, _, token = (request.header("Authorization") or "").partition(" ")
+            api = secrets.compare_digest(token.strip().encode(), self.credentials.api_key.encode())
+            wanted = {"*", "users:*", f"users:{kind}", f"users:{slug}"}
+            if api and self.version != "2.2" and not wanted & set(self.api_scopes):
+                self.count("rejected")
+                body = {"message": "Forbidden resource", "error": "Forbidden", "statusCode": 403}
+                return json_reply(body, 403)
+            return handler(request, params)
+
+        return self.guard(checked)
 
     # -- what every request meets first
     def handle(self, request: Request) -> Response:

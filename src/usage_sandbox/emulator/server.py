@@ -7,7 +7,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, suppress
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -225,6 +225,7 @@ class PanelEmulator:
         clock: Wall-clock seconds by which tokens and sessions expire.
         remnawave_version: Remnawave's API: "3.3" (actions by numeric id), "2.8"
             (by `uuid`), "2.2" (by `uuid`, flat counters, no stream).
+        remnawave_scopes: Remnawave 2.8+: the API token's scopes, e.g. `users:read`.
         host: Interface to bind.
         port: Port to bind; 0 picks a free one.
 
@@ -251,6 +252,7 @@ class PanelEmulator:
         xui_login_again_200: bool = False,
         clock: Callable[[], float] = time.time,
         remnawave_version: str = "3.3",
+        remnawave_scopes: Sequence[str] = ("*",),
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -283,6 +285,7 @@ class PanelEmulator:
             self._app = XuiApp(*app_args, version=xui_version, inbounds=xui_inbounds)
         elif kind == "remnawave":
             self._app = RemnawaveApp(*app_args, version=remnawave_version)
+            self._app.api_scopes = tuple(remnawave_scopes)
         else:
             self._app = _APPS[kind](*app_args)
         self._app.latency_s = latency_s

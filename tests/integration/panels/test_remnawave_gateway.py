@@ -224,6 +224,34 @@ class TestKeysetListing:
         assert reply.json()["message"] == "Validation failed"
 
 
+class TestTokenScopes:
+    """Since 2.8 an API token carries scopes; what it lacks is refused with a 403."""
+
+    def test_a_read_only_token_reads_but_cannot_enforce(
+        self, start: StartEmulator, open_session: OpenSession
+    ) -> None:
+        """`users:read` lists and reads; a disable fails with the panel's reason, unretried."""
+        panel = start("remnawave", users={"alice": 5}, remnawave_scopes=["users:read"])
+        session = open_remnawave(open_session, panel)
+        assert reading(session.fetch_many(["alice"])["alice"]).bytes == 5
+        result = session.set_enabled("alice", False)
+        assert (result.ok, result.retry) == (False, False)
+        assert result.detail == (
+            "asking the panel to disable the user: HTTP 403: Forbidden resource"
+        )
+        assert panel.users.is_enabled("alice")
+
+    def test_a_token_without_the_stream_scope_reads_singly(
+        self, start: StartEmulator, open_session: OpenSession
+    ) -> None:
+        """Only `users:by-username`: the listing is refused and every user is read singly."""
+        users = {"alice": 5, "bob": 6}
+        panel = start("remnawave", users=users, remnawave_scopes=["users:by-username"])
+        results = open_remnawave(open_session, panel).fetch_many(sorted(users))
+        assert {name: reading(r).bytes for name, r in results.items()} == users
+        assert (panel.counts.rejected, panel.counts.user_gets) == (1, 2)
+
+
 class TestSetState:
     """`POST /api/users/{id}/actions/disable|enable`, sent only when the state differs."""
 
