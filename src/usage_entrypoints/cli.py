@@ -41,8 +41,10 @@ app = typer.Typer(
 )
 settings_app = typer.Typer(help="Read and write the app's `settings` table.", no_args_is_help=True)
 db_app = typer.Typer(help="Manage a standalone database.", no_args_is_help=True)
+logins_app = typer.Typer(help="The panel logins kept between runs.", no_args_is_help=True)
 app.add_typer(settings_app, name="settings")
 app.add_typer(db_app, name="db")
+app.add_typer(logins_app, name="logins")
 
 _NO_TABLES_HINT = (
     "the database has no usage tables: point USAGE_SYNC_DATABASE_URL at the app's "
@@ -144,6 +146,24 @@ def settings_set(
     typer.echo(f"{key} = {value}")
     if key == INTERVAL_SETTING_KEY:
         _explain_interval(value)
+
+
+@logins_app.command("forget")
+def logins_forget(
+    panel: Annotated[
+        int | None, typer.Option("--panel", help="Only this panel id (default: every panel).")
+    ] = None,
+) -> None:
+    """Drop the kept logins, so that each panel is logged in to afresh by the next run."""
+    with _container() as container:
+        ids = [panel] if panel is not None else [row.id for row in container.panels().all()]
+        try:
+            keeper = container.logins()
+            for panel_id in ids:
+                keeper.forget_panel(panel_id)
+        except Exception as exc:  # noqa: BLE001 - Redis or the state directory, said by type
+            _fail(f"❌ Could not forget the kept logins ({type(exc).__name__})")
+    typer.echo(f"forgot the kept logins of {len(ids)} panel{'' if len(ids) == 1 else 's'}")
 
 
 def _explain_interval(raw: str) -> None:

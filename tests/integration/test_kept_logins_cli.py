@@ -155,3 +155,27 @@ def insert_panels_plain(db: OriginalDatabase) -> None:
     """Store the panels' passwords as plain text (rows from before the app encrypted them)."""
     with db.engine.begin() as connection:
         connection.exec_driver_sql("UPDATE panels SET password = ?", (PANEL_PASSWORD,))
+
+
+def test_forgotten_logins_are_bought_again(
+    tmp_path: Path, app_db: OriginalDatabase, panels: dict[str, PanelEmulator], clock: Clock
+) -> None:
+    """`usage-sync logins forget` empties the store: the next run logs in to each panel again."""
+    env = {
+        "USAGE_SYNC_DATABASE_URL": app_db.url,
+        "USAGE_SYNC_APP_KEY": TEST_APP_KEY,
+        "USAGE_SYNC_STATE_DIR": str(tmp_path / "state"),
+    }
+    two_runs(env, panels, clock)
+    one = usage_sync("logins", "forget", "--panel", "2", env=env)
+    assert (one.returncode, one.stdout) == (0, "forgot the kept logins of 1 panel\n")
+    assert sorted(p.name for p in (tmp_path / "state" / "logins").iterdir()) == [
+        "panel-1",
+        "panel-3",
+        "panel-4",
+    ]
+    every = usage_sync("logins", "forget", env=env)
+    assert (every.returncode, every.stdout) == (0, "forgot the kept logins of 4 panels\n")
+    assert list((tmp_path / "state" / "logins").iterdir()) == []
+    assert usage_sync("sync", env=env).returncode == 0
+    assert [emulator.counts.logins for emulator in panels.values()] == [2, 2, 2, 2]

@@ -226,6 +226,10 @@ class LoginKeeper:
         except Exception as exc:  # noqa: BLE001 - a failing store costs only the keeping
             _store_failed(panel, "drop", exc)
 
+    def forget_panel(self, panel_id: int) -> None:
+        """Drop the login kept for this panel id; a failing store raises (asked by hand)."""
+        self._store.drop(panel_id)
+
     def _seal(self, panel: Panel, fingerprint: str, kept: KeptCredential) -> bytes:
         aead, _ = self._derived()
         document = json.dumps({"fields": dict(kept.fields), "expires_at": kept.expires_at})
