@@ -169,7 +169,7 @@ class TestMetricsAcrossProcesses:
     """With Redis, the numbers live in Redis: any process serves the runs any worker ran."""
 
     def test_scheduler_serves_the_runs_of_a_worker(self, tmp_path: Path) -> None:
-        """A worker's work horse runs the sync; the scheduler's endpoint and `metrics` show it."""
+        """A work horse runs the sync; both endpoints and `metrics` read it from Redis."""
         with (
             claimed_redis_db() as redis_db,
             eylandoo_panel() as panel,
@@ -177,15 +177,18 @@ class TestMetricsAcrossProcesses:
         ):
             seed(app_db, panel, interval="1")
             env = app_env(redis_db.url, app_db.url, tmp_path)
-            port = free_port()
+            port, worker_port = free_port(), free_port()
             served = {
                 **env,
                 "USAGE_SYNC_METRICS_PORT": str(port),
                 "USAGE_SYNC_METRICS_ADDR": "127.0.0.1",
             }
+            worker_served = {**served, "USAGE_SYNC_METRICS_PORT": str(worker_port)}
             with (
                 background(
-                    [script("usage-sync"), "worker"], env=env, output=tmp_path / "worker.out"
+                    [script("usage-sync"), "worker"],
+                    env=worker_served,
+                    output=tmp_path / "worker.out",
                 ) as worker,
                 background(
                     [script("usage-sync"), "scheduler"],
@@ -199,6 +202,10 @@ class TestMetricsAcrossProcesses:
                     f"http://127.0.0.1:{port}/metrics", scheduler.process, 60
                 )
                 assert worker.process.poll() is None
+                # The worker serves the same numbers, though its work horse ran the sync.
+                from_worker = scrape_until_a_run(
+                    f"http://127.0.0.1:{worker_port}/metrics", worker.process, 30
+                )
             printed = run_usage_sync("metrics", env=env)
             stored = redis_db.client.get(f"usage-sync:{QUEUE}:run-stats")
         eylandoo_updated = (
@@ -210,5 +217,6 @@ class TestMetricsAcrossProcesses:
             samples[("usage_sync_panel_up", (("panel_id", "10"), ("panel_type", "eylandoo")))] == 1
         )
         assert parse(printed.stdout)[eylandoo_updated] == 1
+        assert from_worker[eylandoo_updated] == 1
         assert stored is not None
         assert json.loads(stored)["runs"] >= 1
