@@ -27,7 +27,8 @@ def remnawave_row(**extra: object) -> dict[str, Any]:
 
 
 def open_remnawave(open_session: OpenSession, panel: PanelEmulator, **row: Any) -> PanelSession:
-    """A session on `panel` through a row of type `other` naming Remnawave."""
+    """A session on `panel` through a row of type `other` naming Remnawave, with its API token."""
+    row.setdefault("api_key", API_KEY)
     extra = row.pop("extra", {})
     return open_session(panel, **remnawave_row(**extra), **row)
 
