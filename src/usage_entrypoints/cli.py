@@ -568,6 +568,13 @@ def emulate(
         str, typer.Option("--api-key", help="Eylandoo API key, Remnawave API token.")
     ] = "api-key",
     xui_version: Annotated[int, typer.Option("--xui-version", help="3x-ui API: 2 or 3.")] = 2,
+    realistic: Annotated[
+        bool,
+        typer.Option(
+            "--realistic",
+            help="Take as long as the real panel to serialize users (Marzban: ~11.5 ms each).",
+        ),
+    ] = False,
 ) -> None:
     """Serve an emulated panel on loopback, to point a database at while trying usage-sync."""
     import signal  # noqa: PLC0415
@@ -596,6 +603,7 @@ def emulate(
             xui_version=xui_version,
             stop=stop,
             echo=typer.echo,
+            realistic=realistic,
         )
     except OSError as exc:
         _fail(f"cannot serve on port {port}: {exc.strerror or exc}", 2)

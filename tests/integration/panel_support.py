@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping
 from typing import Final
 
 from usage_core.model import Panel, Secret
+from usage_core.readings import CounterReading, UsageResult
 from usage_sandbox.emulator import PanelEmulator, PanelKind
 
 ADMIN = "sync-admin"
@@ -102,3 +103,19 @@ def leaks(records: Iterable[logging.LogRecord], secrets: Iterable[str]) -> list[
         text = rendered(record)
         found.extend((secret, text[:300]) for secret in secrets if secret and secret in text)
     return found
+
+
+def counter(panel: PanelEmulator, name: str) -> int:
+    """The emulator's current counter for `name`."""
+    user = panel.users.get(name)
+    assert user is not None, name
+    return user.used
+
+
+def wrong(panel: PanelEmulator, results: Mapping[str, UsageResult]) -> dict[str, object]:
+    """The results that are not a reading of the emulator's current counter."""
+    return {
+        name: result
+        for name, result in results.items()
+        if not (isinstance(result, CounterReading) and result.bytes == counter(panel, name))
+    }

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import attrs
 
 from usage_adapters.panels.http import HttpChannel, QueryParams, Reply, Sent
 from usage_core.log import ctx
+from usage_core.read_strategy import ReadCosts
 from usage_core.readings import CounterReading, HardFailure, RemoteResult, UsageResult
 
 
@@ -122,6 +123,43 @@ class Listing(Protocol):
 
     def read_item(self, item: Mapping[str, object]) -> UsageResult:
         """A listed item's reading (a counter without a usage field asks for a single read)."""
+        ...
+
+
+@runtime_checkable
+class SelectiveListing(Listing, Protocol):
+    """A listing that also answers an exact username filter and says how many users it has.
+
+    Marzban, PasarGuard and Marzneshin: a repeated `username=` query
+    parameter returns only those users, and a one-item page carries `total`.
+    The reader then picks the listing, batches or single reads by cost.
+    """
+
+    @property
+    def costs(self) -> ReadCosts:
+        """What a request and a serialized user cost this panel type."""
+        ...
+
+    @property
+    def page_concurrency(self) -> int | None:
+        """Pages (and batches) the panel tolerates in flight, or None for no limit of its own."""
+        ...
+
+    @property
+    def least_batch(self) -> int:
+        """Names one batch must carry (2 where a single value is a substring match)."""
+        ...
+
+    def probe(self) -> tuple[str, QueryParams]:
+        """The path and query of a one-item page, for its `total`."""
+        ...
+
+    def batch(self, names: Sequence[str]) -> tuple[str, QueryParams]:
+        """The path and query that return exactly the users `names`."""
+        ...
+
+    def read_total(self, decoded: object) -> int | str:
+        """How many users a reply says the panel holds, or why it says nothing."""
         ...
 
 

@@ -1,10 +1,13 @@
 """Marzneshin: a bearer token from `/api/admins/token`, `GET /api/users/{username}`,
-and the listing `GET /api/users?page&size&order_by=username` (at most 100 a page)."""
+the listing `GET /api/users?page&size&order_by=username` (at most 100 a page), and the
+same route filtered by a repeated `username=` (two or more values: exact; one value
+is a substring match, so a lone name is sent twice)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from typing import Final
 
 import attrs
 
@@ -13,6 +16,7 @@ from usage_adapters.panels.dialect import FetchWording, Page, Requester, log_deb
 from usage_adapters.panels.http import HttpChannel, QueryParams, path_segment
 from usage_adapters.panels.options import ReadOptions
 from usage_adapters.panels.writes import answer, done
+from usage_core.read_strategy import ReadCosts
 from usage_core.readings import (
     CounterReading,
     RemoteResult,
@@ -26,6 +30,9 @@ logger = logging.getLogger(__name__)
 LABEL = "Marzneshin"
 # fastapi-pagination refuses `size` above 100 with a 422.
 MAX_PAGE_SIZE = 100
+# Names in one `username=` batch (at most a page: the filtered reply is paged too).
+BATCH_SIZE: Final = 50
+REQUEST_COST: Final = 2.0
 
 
 @attrs.frozen
@@ -34,6 +41,40 @@ class MarzneshinListing:
 
     size: int
     item_key: str = "username"
+    batch_size: int = BATCH_SIZE
+    page_concurrency: int | None = None
+    # `username=alice` alone is `ILIKE '%alice%'` (it finds alice2 too); two values are `IN`.
+    least_batch: int = 2
+
+    @property
+    def costs(self) -> ReadCosts:
+        """Pages of `size`, batches of `batch_size`, a `total` on every page."""
+        return ReadCosts(REQUEST_COST, self.size, self.batch_size, reports_total=True)
+
+    def probe(self) -> tuple[str, QueryParams]:
+        """A one-user page: `page=1&size=1`."""
+        return "/api/users", (("page", 1), ("size", 1))
+
+    def batch(self, names: Sequence[str]) -> tuple[str, QueryParams]:
+        """`username=a&username=b&...&size=n`: exactly those users, on one page.
+
+        A lone name is sent twice: one value would be a substring match.
+        """
+        if len(names) == 1:
+            names = (names[0], names[0])
+        size = min(max(len(names), 1), MAX_PAGE_SIZE)
+        return "/api/users", (
+            *(("username", name) for name in names),
+            ("page", 1),
+            ("size", size),
+        )
+
+    def read_total(self, decoded: object) -> int | str:
+        """`total`."""
+        page = parse_marzneshin_users_page(decoded)
+        if isinstance(page, str):
+            return page
+        return "the reply has no total" if page.total is None else page.total
 
     def request(self, number: int) -> tuple[str, QueryParams]:
         """Page `number`: `page=number&size=size&order_by=username`."""

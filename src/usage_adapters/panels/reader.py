@@ -3,16 +3,22 @@
 A batch of users (`fetch_many`) is read the same way on every panel:
 
 1. its login, once (static keys need none);
-2. the bulk listing, its pages fetched concurrently where it pages (one
-   after the other where each page names the next: a keyset listing), keeping
+2. the read strategy (`usage_core.read_strategy`): on a panel with an exact
+   username filter (`SelectiveListing`), exact batches of names, the full
+   listing or single reads, whichever asks the panel to serialize the fewest
+   users; a one-item page tells the panel's `total` when the choice depends
+   on it. `extra.usage_sync_read_strategy` forces one. Other panels are listed;
+3. the bulk listing, its pages fetched concurrently where it pages (at most
+   the panel type's page concurrency: Marzban one; one after the other where
+   each page names the next: a keyset listing), or the batches, keeping
    only the requested users. A user listed twice with different readings (the
    listing changed between pages) is read singly instead; whatever `total` a
    panel claims, no more than `MAX_LISTING_PAGES` pages are asked for, and
    none after a page that came back empty;
-3. a single read for each requested user the listing did not return, whose
-   list item has no usable usage field, or, when the listing failed (HTTP
-   error, timeout, malformed JSON, unexpected shape), that the failed pages
-   would have covered: pages that completed are kept.
+4. a single read for each requested user the listing or its batch did not
+   return, whose list item has no usable usage field, or, when the listing
+   or a batch failed (HTTP error, timeout, malformed JSON, unexpected shape),
+   that it would have covered: pages and batches that completed are kept.
 
 Pages and single reads run on a thread pool of the panel's concurrency
 (`ReadOptions.concurrency`), sharing the session's `httpx.Client`, whose
@@ -40,10 +46,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Self, TypeVar
+from urllib.parse import quote
 
 import attrs
 
-from usage_adapters.panels.dialect import Listing, Page, PanelDialect
+from usage_adapters.panels.dialect import Listing, Page, PanelDialect, SelectiveListing
 from usage_adapters.panels.http import (
     OUT_OF_TIME,
     HttpChannel,
@@ -58,14 +65,34 @@ from usage_adapters.panels.kept_logins import LoginKeeper, session_logins
 from usage_adapters.panels.login import Credential, LoginAllowance, SharedLogin
 from usage_adapters.panels.options import MAX_LISTING_PAGES, ReadOptions
 from usage_core.log import ctx
+from usage_core.read_strategy import (
+    ReadCosts,
+    ReadPlan,
+    ReadStrategy,
+    batches_of,
+    choose,
+    needs_total,
+    plan_for,
+)
 from usage_core.readings import CounterReading, HardFailure, RemoteResult, UsageResult
 
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+_R = TypeVar("_R")
 
 BUDGET_FAILURE = HardFailure(OUT_OF_TIME)
 NO_USERNAME = HardFailure("the config has no panel username")
+# A panel without an exact filter or a `total`: its listing, or single reads when forced.
+NO_FILTER = ReadCosts()
+# Characters of `username=` parameters one batch may carry once encoded: with the
+# panel's URL, well inside the 8 KiB request line nginx accepts.
+MAX_BATCH_QUERY_CHARS = 4000
+
+
+def batch_query_chars(name: str) -> int:
+    """What one name adds to a batch's query: `username=<encoded>&`."""
+    return len("username=&") + len(quote(name, safe=""))
 
 
 class Batch(LoginAllowance):
@@ -92,15 +119,17 @@ class Batch(LoginAllowance):
         """True once the budget has run out: start no new request."""
         return self.deadline is not None and time.monotonic() >= self.deadline
 
-    def run(self, items: Sequence[_T], work: Callable[[_T], None]) -> None:
-        """Call `work(item)` for every item, at most `concurrency` at a time.
+    def run(
+        self, items: Sequence[_T], work: Callable[[_T], None], limit: int | None = None
+    ) -> None:
+        """Call `work(item)` for every item, at most `concurrency` (or `limit`) at a time.
 
         `work` must not raise; an exception escaping it is logged and that
         item is skipped.
         """
         if not items:
             return
-        workers = min(self.options.concurrency, len(items))
+        workers = min(limit or self.options.concurrency, self.options.concurrency, len(items))
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.options.concurrency, "panel-read")
         pending = iter(items)
@@ -133,6 +162,8 @@ class ListingResult:
     unreachable: TransportProblem | None = None
     # Users listed twice with different readings (the listing moved under its pages).
     conflicting: set[str] = attrs.field(factory=set)
+    # Pages and batches are taken from several threads.
+    lock: threading.Lock = attrs.field(factory=threading.Lock, eq=False, repr=False)
 
     def merge(self, found: Iterable[tuple[str, UsageResult]]) -> None:
         """Add a page's readings; a user listed again with another reading is in conflict."""
@@ -140,6 +171,33 @@ class ListingResult:
             earlier = self.results.setdefault(name, result)
             if earlier != result:
                 self.conflicting.add(name)
+
+    def take(
+        self,
+        reply: Page | str | TransportProblem,
+        where: str,
+        wanted: Set[str],
+        listing: Listing,
+    ) -> Page | None:
+        """Add a page's (or batch's) wanted users, or note why `where` failed; the page or None."""
+        if isinstance(reply, Page):
+            found = list(matching_items(reply.items, wanted, listing))
+            with self.lock:
+                self.merge(found)
+                self.users += len(reply.items)
+                self.pages += 1
+            return reply
+        reason = reply if isinstance(reply, str) else reply.reason
+        with self.lock:
+            self.failure = self.failure or f"{where}: {reason}"
+            if isinstance(reply, TransportProblem) and reply.unreachable:
+                self.unreachable = self.unreachable or reply
+        return None
+
+    def out_of_time(self, where: str) -> None:
+        """Note that `where` was not asked for: the budget ran out."""
+        with self.lock:
+            self.failure = self.failure or f"{where}: {OUT_OF_TIME}"
 
     def usable(self) -> dict[str, UsageResult]:
         """The readings that need no single read: unambiguous counters with a usage field."""
@@ -446,11 +504,20 @@ class PanelReader:
             results.update(dict.fromkeys(wanted, BUDGET_FAILURE if batch.out_of_time() else login))
             self._log_budget(results, batch)
             return
-        listing = self._read_listing(set(wanted), batch)
+        plan, batches, unreachable = self._choose(wanted, batch)
+        if unreachable is not None:
+            # The probe could not reach the panel: the listing would not either.
+            listing = ListingResult(failure=unreachable.reason, unreachable=unreachable)
+        elif plan.strategy is ReadStrategy.SINGLES:
+            listing = ListingResult()
+        elif plan.strategy is ReadStrategy.BATCHES:
+            listing = self._read_batches(batches, set(wanted), batch)
+        else:
+            listing = self._read_listing(set(wanted), batch)
         usable = listing.usable()
         results.update(usable)
         rest = [name for name in wanted if name not in usable]
-        if rest and listing.failure is None:
+        if rest and listing.failure is None and plan.strategy is not ReadStrategy.SINGLES:
             without_usage = sum(name in listing.results for name in rest)
             logger.info(
                 "%s: %d users read one by one (%d not listed, %d without usage in the listing)",
@@ -468,29 +535,150 @@ class PanelReader:
         self._read_singly(rest, listing, batch, results)
         self._log_budget(results, batch)
 
+    # -- the read strategy ------------------------------------------------------------
+
+    def _page_concurrency(self) -> int | None:
+        listing = self._dialect.listing
+        own = listing.page_concurrency if isinstance(listing, SelectiveListing) else None
+        return self._options.page_concurrency or own
+
+    def _choose(
+        self, wanted: Sequence[str], batch: Batch
+    ) -> tuple[ReadPlan, list[tuple[str, ...]], TransportProblem | None]:
+        """The read plan for `wanted`, its batches of names, and a probe that found no panel.
+
+        The panel's `total` is probed only when the choice depends on it.
+        """
+        listing = self._dialect.listing
+        forced = self._options.strategy
+        if not isinstance(listing, SelectiveListing):
+            fallback = ReadStrategy.SINGLES if forced is ReadStrategy.SINGLES else None
+            plan = choose(needed=len(wanted), total=None, costs=NO_FILTER, forced=fallback)
+            return plan, [], None
+        costs = listing.costs
+        batches = batches_of(
+            wanted,
+            size=costs.batch_size,
+            max_chars=MAX_BATCH_QUERY_CHARS,
+            chars=batch_query_chars,
+            least=listing.least_batch,
+        )
+        total: int | None = None
+        if forced is None and needs_total(len(batches), costs):
+            probed = self._probe_total(listing, batch)
+            if isinstance(probed, TransportProblem) and probed.unreachable:
+                return (
+                    plan_for(ReadStrategy.LISTING, needed=len(wanted), total=None, costs=costs),
+                    [],
+                    probed,
+                )
+            total = probed if isinstance(probed, int) else None
+        plan = choose(
+            needed=len(wanted),
+            total=total,
+            costs=costs,
+            batch_requests=len(batches),
+            forced=forced,
+        )
+        logger.info(
+            "%s read as %s: %d users wanted of %s, %d %s",
+            self._dialect.label,
+            plan.strategy.value,
+            len(wanted),
+            "an unknown number" if total is None else total,
+            plan.requests,
+            "request" if plan.requests == 1 else "requests",
+            extra=ctx(
+                panel_id=self.panel_id,
+                strategy=plan.strategy.value,
+                forced=forced is not None,
+                wanted=len(wanted),
+                total=total,
+                requests=plan.requests,
+                users_serialized=plan.users,
+            ),
+        )
+        return plan, batches, None
+
+    def _probe_total(
+        self, listing: SelectiveListing, batch: Batch
+    ) -> int | TransportProblem | None:
+        """How many users the panel holds, from a one-item page; why not, when it would not say.
+
+        None for a reply without a usable `total`; the transport problem when
+        no reply came.
+        """
+        path, params = listing.probe()
+        reply = self._listing_reply(path, params, batch, listing.read_total)
+        if isinstance(reply, int):
+            return reply
+        reason = reply if isinstance(reply, str) else reply.reason
+        logger.warning(
+            "%s did not say how many users it has; choosing without it",
+            self._dialect.label,
+            extra=ctx(panel_id=self.panel_id, reason=reason),
+        )
+        return reply if isinstance(reply, TransportProblem) else None
+
+    def _read_batches(
+        self, batches: Sequence[tuple[str, ...]], wanted: Set[str], batch: Batch
+    ) -> ListingResult:
+        """The users of each batch of names, by the panel's exact filter."""
+        listing = self._dialect.listing
+        assert isinstance(listing, SelectiveListing)  # noqa: S101 - `_choose` made batches
+        outcome = ListingResult()
+        began = time.monotonic()
+        numbered = list(enumerate(batches, start=1))
+
+        def fetch(numbered_batch: tuple[int, tuple[str, ...]]) -> None:
+            number, names = numbered_batch
+            if batch.out_of_time():
+                outcome.out_of_time(f"batch {number}")
+                return
+            path, params = listing.batch(names)
+            reply = self._listing_reply(
+                path, params, batch, lambda decoded: listing.read_page(decoded, 1)
+            )
+            outcome.take(reply, f"batch {number}", wanted, listing)
+
+        batch.run(numbered, fetch, self._page_concurrency())
+        self._log_outcome(
+            outcome,
+            began,
+            unit="request",
+            done="%s users read by name: %d users in %d %s",
+            failed="%s users read by name: a batch failed; reading its users one by one",
+        )
+        return outcome
+
+    def _log_outcome(
+        self, outcome: ListingResult, began: float, *, unit: str, done: str, failed: str
+    ) -> None:
+        """One line for a listing or its batches: their size, or why they failed."""
+        context: dict[str, object] = {
+            "panel_id": self.panel_id,
+            "users": outcome.users,
+            f"{unit}s": outcome.pages,
+            "seconds": round(time.monotonic() - began, 3),
+        }
+        if outcome.failure is None:
+            noun = unit if outcome.pages == 1 else f"{unit}s"
+            args = (self._dialect.label, outcome.users, outcome.pages, noun)
+            logger.info(done, *args, extra=ctx(**context))
+        else:
+            logger.warning(
+                failed, self._dialect.label, extra=ctx(**context, reason=outcome.failure)
+            )
+
     def _read_listing(self, wanted: Set[str], batch: Batch) -> ListingResult:
         listing = self._dialect.listing
         outcome = ListingResult()
-        lock = threading.Lock()
         began = time.monotonic()
 
         def fetch(number: int, request: tuple[str, QueryParams] | None = None) -> Page | None:
             """Fetch, read and merge one page; None when it failed (noted in `outcome`)."""
             page = self._page(number, batch, request)
-            if isinstance(page, Page):
-                found = list(matching_items(page.items, wanted, listing))
-                with lock:
-                    outcome.merge(found)
-                    outcome.users += len(page.items)
-                    outcome.pages += 1
-                return page
-            reason = page if isinstance(page, str) else page.reason
-            with lock:
-                if outcome.failure is None:
-                    outcome.failure = f"page {number}: {reason}"
-                if isinstance(page, TransportProblem) and page.unreachable:
-                    outcome.unreachable = outcome.unreachable or page
-            return None
+            return outcome.take(page, f"page {number}", wanted, listing)
 
         ended = threading.Event()
 
@@ -498,8 +686,7 @@ class PanelReader:
             # Past the budget no page is asked for; past an empty page neither: the
             # listing ended sooner than its `total` said.
             if batch.out_of_time():
-                with lock:
-                    outcome.failure = outcome.failure or f"page {number}: {OUT_OF_TIME}"
+                outcome.out_of_time(f"page {number}")
                 return
             if not ended.is_set():
                 page = fetch(number)
@@ -513,7 +700,7 @@ class PanelReader:
         elif first is not None and first.pages > 1:
             # A `total` no panel has (2^63 - 1, 10^30) must not become that many pages.
             last = min(first.pages, MAX_LISTING_PAGES)
-            batch.run(range(2, last + 1), fetch_later)
+            batch.run(range(2, last + 1), fetch_later, self._page_concurrency())
         if outcome.conflicting:
             logger.warning(
                 "%s listed %d users twice with different counters; reading them one by one",
@@ -521,28 +708,13 @@ class PanelReader:
                 len(outcome.conflicting),
                 extra=ctx(panel_id=self.panel_id, users=len(outcome.conflicting)),
             )
-        context: dict[str, object] = {
-            "panel_id": self.panel_id,
-            "users": outcome.users,
-            "pages": outcome.pages,
-            "seconds": round(time.monotonic() - began, 3),
-        }
-        label = self._dialect.label
-        if outcome.failure is None:
-            logger.info(
-                "%s users listed: %d users in %d %s",
-                label,
-                outcome.users,
-                outcome.pages,
-                "page" if outcome.pages == 1 else "pages",
-                extra=ctx(**context),
-            )
-        else:
-            logger.warning(
-                "%s users listing failed; reading the users it did not give one by one",
-                label,
-                extra=ctx(**context, reason=outcome.failure),
-            )
+        self._log_outcome(
+            outcome,
+            began,
+            unit="page",
+            done="%s users listed: %d users in %d %s",
+            failed="%s users listing failed; reading the users it did not give one by one",
+        )
         return outcome
 
     @staticmethod
@@ -578,6 +750,18 @@ class PanelReader:
         """Page `number` (by `request` when given), or why it could not be had."""
         listing = self._dialect.listing
         path, params = request or listing.request(number)
+        return self._listing_reply(
+            path, params, batch, lambda decoded: listing.read_page(decoded, number)
+        )
+
+    def _listing_reply(
+        self,
+        path: str,
+        params: QueryParams,
+        batch: Batch,
+        read: Callable[[object], _R | str],
+    ) -> _R | str | TransportProblem:
+        """A listing-route reply read by `read`, or why it could not be had."""
         sent = self.request("GET", path, params=params, batch=batch, listing=True)
         if isinstance(sent, HardFailure):
             return sent.reason
@@ -588,8 +772,8 @@ class PanelReader:
         decoded = decode_json(sent)
         if isinstance(decoded, NotJson):
             return decoded.reason
-        page = listing.read_page(decoded, number)
-        return self._http.redactor.scrub(page) if isinstance(page, str) else page
+        read_back = read(decoded)
+        return self._http.redactor.scrub(read_back) if isinstance(read_back, str) else read_back
 
     def _read_singly(
         self,

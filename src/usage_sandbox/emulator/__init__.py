@@ -40,18 +40,32 @@ item, or run a callback before each page (to change the users between pages):
     panel.set_list_item("carol", {"username": "carol"})
     panel.set_list_hook(lambda page: panel.users.remove("dave"))
     panel.stats()  # requests served, most in flight, busy and build seconds
+
+Each emulator can also charge the work a real panel does (`ServerCost`: seconds
+per request and per user object serialized, one request at a time); the
+measured Marzban cost is `realistic=True`. `counts.users_serialized` and
+`stats().panel_s` tell the panel-side work whether or not it was slept:
+
+    PanelEmulator("marzban", users=..., realistic=True)
+    PanelEmulator("marzban", users=..., cost=ServerCost(per_user_s=0.0115, sleep=False))
+
+Marzban and Marzneshin filter their listings by a repeated `username=` (exact;
+on Marzneshin a single value is a substring match), and a request line longer
+than 8 KiB gets nginx's 414.
 """
 
 from usage_sandbox.emulator.base import (
     EYLANDOO_LIST_SHAPES,
     EYLANDOO_SHAPES,
     PANEL_KINDS,
+    REALISTIC_COSTS,
     EylandooListShape,
     EylandooShape,
     Fault,
     ListHook,
     PanelKind,
     RequestCounts,
+    ServerCost,
     ServerStats,
     XuiVersion,
 )
@@ -62,6 +76,7 @@ __all__ = [
     "EYLANDOO_LIST_SHAPES",
     "EYLANDOO_SHAPES",
     "PANEL_KINDS",
+    "REALISTIC_COSTS",
     "EmulatedUser",
     "EmulatorFleet",
     "EylandooListShape",
@@ -71,6 +86,7 @@ __all__ = [
     "PanelEmulator",
     "PanelKind",
     "RequestCounts",
+    "ServerCost",
     "ServerStats",
     "UserStore",
     "XuiVersion",

@@ -206,6 +206,9 @@ class MarzbanApp(BearerApp):
     def list_users(self, request: Request, params: Mapping[str, str]) -> Response:
         """`{users, total}`: `offset`/`limit` (no limit, or 0: everyone) over `sort`.
 
+        A repeated `username=` keeps exactly those users (an SQL `IN`), and
+        `total` counts them, as v0.8.4's `crud.get_users` does.
+
         The page number the listing hooks see is `offset // limit + 1`.
         """
         self.count("list_pages")
@@ -221,6 +224,9 @@ class MarzbanApp(BearerApp):
         if faulted is not None:
             return faulted
         names = self._sorted(keys[0] if keys else "id")
+        wanted = request.query.get("username")
+        if wanted:
+            names = self.exactly(names, wanted)
         page = names[offset : offset + limit] if limit else names[offset:]
         items = self.fragments(self.users.entries(page), "marzban", marzban_user)
         return json_text_reply('{"users":' + json_array(items) + f',"total":{len(names)}}}')

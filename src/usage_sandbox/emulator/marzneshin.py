@@ -137,7 +137,8 @@ class MarzneshinApp(BearerApp):
 
         `order_by=username` and `descending` sort the listing; without
         `order_by` (or with another order, on which the emulator's users
-        tie) users come in id order.
+        tie) users come in id order. A repeated `username=` keeps exactly
+        those users; a single one is a case-insensitive substring match.
         """
         self.count("list_pages")
         bounds = non_negative_ints(request, "page", "size")
@@ -164,6 +165,13 @@ class MarzneshinApp(BearerApp):
         descending = (request.param("descending") or "").lower() in ("true", "1")
         base = "username" if order_by == "username" else "id"
         names = self.listed_names(("-" if descending else "") + base)
+        wanted = request.query.get("username")
+        if wanted and len(wanted) > 1:
+            names = self.exactly(names, wanted)
+        elif wanted:
+            # One value is `ILIKE '%value%'`: `username=user1` also finds user10..user19.
+            part = wanted[0].lower()
+            names = tuple(name for name in names if part in name.lower())
         listed = self.users.entries(names[(page - 1) * size : page * size])
         items = self.fragments(listed, "marzneshin", self.user_body)
         pages = math.ceil(len(names) / size)

@@ -19,7 +19,9 @@ from usage_sandbox.emulator.base import (
     EYLANDOO_LIST_SHAPES,
     EYLANDOO_SHAPES,
     MAX_REQUEST_BODY,
+    MAX_REQUEST_LINE,
     PANEL_KINDS,
+    REALISTIC_COSTS,
     UNSET,
     XUI_SESSION_MAX_AGE_S,
     Credentials,
@@ -32,9 +34,11 @@ from usage_sandbox.emulator.base import (
     Request,
     RequestCounts,
     Response,
+    ServerCost,
     ServerStats,
     XuiVersion,
     json_reply,
+    text_reply,
 )
 from usage_sandbox.emulator.eylandoo import EylandooApp
 from usage_sandbox.emulator.marzban import DEFAULT_TOKEN_LIFETIME_S, BearerApp, MarzbanApp
@@ -92,6 +96,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self._serve()
 
     def _serve(self) -> None:
+        if len(self.requestline) > MAX_REQUEST_LINE:
+            # What nginx in front of a panel answers (`large_client_header_buffers`).
+            self.close_connection = True
+            page = "<html><head><title>414 Request-URI Too Large</title></head></html>"
+            self._write(text_reply(page, 414, "text/html"))
+            return
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
             self.close_connection = True
             self._write(json_reply({"detail": "Length Required"}, 411))
@@ -212,6 +222,11 @@ class PanelEmulator:
         list_shape: Eylandoo `list_all` reply: "users", "data.users", "main_admin",
             "main_admin_users" or "sub_admins" (see `EylandooListShape`).
         xui_inbounds: How many inbounds 3x-ui spreads its clients over.
+        cost: The panel's own work per request and per user serialized
+            (default: none, replies come as fast as they are built).
+        realistic: Use the panel's measured cost (`REALISTIC_COSTS`: Marzban's
+            ~11.5 ms a serialized user, one request at a time) unless `cost`
+            is given; panels without a measured cost keep none.
         eylandoo_set_state: Eylandoo only: whether `PUT /api/v1/users/{username}`
             honours `is_disabled` (documented from 2026-07-15). False emulates an
             older panel that answers "User updated successfully." and ignores it.
@@ -253,6 +268,8 @@ class PanelEmulator:
         clock: Callable[[], float] = time.time,
         remnawave_version: str = "3.3",
         remnawave_scopes: Sequence[str] = ("*",),
+        cost: ServerCost | None = None,
+        realistic: bool = False,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -295,6 +312,9 @@ class PanelEmulator:
         if isinstance(self._app, XuiApp):
             self._app.session_max_age_s = xui_session_max_age_s
             self._app.login_again_200 = xui_login_again_200
+        if cost is None and realistic:
+            cost = REALISTIC_COSTS.get(kind)
+        self._app.cost = cost or ServerCost()
         self._server: _EmulatorServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -401,6 +421,15 @@ class PanelEmulator:
     @latency_s.setter
     def latency_s(self, seconds: float) -> None:
         self._app.latency_s = seconds
+
+    @property
+    def cost(self) -> ServerCost:
+        """The panel's own work per request and per user serialized."""
+        return self._app.cost
+
+    @cost.setter
+    def cost(self, cost: ServerCost) -> None:
+        self._app.cost = cost
 
     def set_fault(self, username: str, fault: Fault) -> None:
         """Make `username`'s single-user reads misbehave as `fault` says."""
