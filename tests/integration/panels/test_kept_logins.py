@@ -109,6 +109,25 @@ class TestRenewal:
         counts = emulator.counts
         assert (counts.logins, counts.rejected) == (2, 1)
 
+    def test_a_token_expired_at_the_panel_costs_exactly_one_login(
+        self, bearer_kind: PanelKind, start: StartEmulator
+    ) -> None:
+        """The panel's clock runs 10 min ahead: a kept token it finds expired, one re-login."""
+        ours, panels = FakeClock(), FakeClock()
+        emulator = start(bearer_kind, users={"alice": 1}, token_lifetime_s=3600, clock=panels)
+        clients = HttpxPanelClients(
+            timeout=FAST_TIMEOUT, logins=keeper(MemoryLoginStore(ours), ours)
+        )
+        panel = panel_for(emulator)
+        sync_once(clients, panel, ["alice"])
+        # A minute past the token's `exp` by the panel's clock, 10 min before it by ours.
+        panels.now += 3600 + 60
+        ours.now += 3600 - 600
+        sync_once(clients, panel, ["alice"])
+        sync_once(clients, panel, ["alice"])
+        counts = emulator.counts
+        assert (counts.logins, counts.rejected) == (2, 1)
+
     def test_a_refused_kept_token_is_renewed_for_one_user(
         self, bearer_kind: PanelKind, start: StartEmulator
     ) -> None:
