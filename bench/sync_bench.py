@@ -188,7 +188,7 @@ class Emulators:
 
 def prepare_database(url: str) -> str:
     """Create the database named in `url` when the server lacks it; the usable URL."""
-    engine = create_store_engine(url)
+    engine = create_store_engine(url, create_sqlite_file=True)
     parsed = engine.url
     engine.dispose()
     if parsed.get_backend_name() == "sqlite":
@@ -234,7 +234,7 @@ def fill_database(
     sync puts them over; the others never come near theirs.
     """
     started = time.perf_counter()
-    engine = create_store_engine(url)
+    engine = create_store_engine(url, create_sqlite_file=True)
     ours = [
         t.audit_logs,
         t.reseller_config_events,

@@ -2,13 +2,17 @@
 
 UsageSyncError
 ├── ConfigurationError      a setting or environment value that cannot be used
+│   └── AppKeyError             the app key is malformed
 ├── CredentialsError        a panel credential that cannot be read or decrypted
 ├── ConcurrentUpdateError   a guarded write lost every retry to concurrent writers
 ├── SupersededReadingError  another sync recorded a counter while this one was fetched
 ├── StoreError              the database holds something the store cannot use
 ├── DatabaseError           the database itself failed a read or a write
 │   ├── DatabaseUnavailableError  it cannot be reached, refuses us, or does not exist
+│   │   ├── DatabaseAccessDeniedError  it refuses the user or password
+│   │   └── DatabaseMissingError       the server has no database of that name
 │   └── MissingTablesError        it lacks the app's tables
+├── BrokerUnavailableError  the broker of the lock, queue and run history cannot be used
 └── LockHeldError           a run is already under way (the unique lock is held)
 """
 
@@ -19,6 +23,10 @@ class UsageSyncError(Exception):
 
 class ConfigurationError(UsageSyncError):
     """Raised when a setting or environment value cannot be used."""
+
+
+class AppKeyError(ConfigurationError):
+    """Raised when the app key cannot be a key at all (checked before any panel is read)."""
 
 
 class CredentialsError(UsageSyncError):
@@ -57,8 +65,21 @@ class DatabaseUnavailableError(DatabaseError):
     """Raised when the database cannot be reached, refuses the credentials, or does not exist."""
 
 
+class DatabaseAccessDeniedError(DatabaseUnavailableError):
+    """Raised when the database refuses the user or the password."""
+
+
+class DatabaseMissingError(DatabaseUnavailableError):
+    """Raised when the server has no database of the configured name."""
+
+
 class MissingTablesError(DatabaseError):
     """Raised when the database lacks the tables of the app (or of `db init`)."""
+
+
+class BrokerUnavailableError(UsageSyncError):
+    """Raised when the broker that holds the lock, the queue and the run history
+    cannot be reached or refuses the connection; the message says which and why."""
 
 
 class LockHeldError(UsageSyncError):

@@ -9,6 +9,21 @@ from datetime import datetime
 import attrs
 
 OUTCOMES = ("updated", "unchanged", "failed", "skipped")
+# A run with every config failed lists this many; the rest are counted.
+LISTED_FAILURES = 50
+
+
+@attrs.frozen
+class FailedConfig:
+    """One config the run could not sync, and why."""
+
+    config_id: int
+    panel_id: int | None
+    reason: str
+
+    def as_dict(self) -> dict[str, object]:
+        """A JSON-ready form."""
+        return {"id": self.config_id, "panel": self.panel_id, "reason": self.reason}
 
 
 @attrs.define
@@ -26,6 +41,16 @@ class SyncSummary:
     panels: int = 0
     # Per panel id: its type, the users read and the users whose read failed.
     panel_reads: dict[int, tuple[str, int, int]] = attrs.field(factory=dict)
+    failures: list[FailedConfig] = attrs.field(factory=list)
+    failures_not_listed: int = 0
+
+    def fail(self, panel_type: str, failure: FailedConfig) -> None:
+        """Count a failed config, and list it while the list is short."""
+        self.count(panel_type, "failed")
+        if len(self.failures) < LISTED_FAILURES:
+            self.failures.append(failure)
+        else:
+            self.failures_not_listed += 1
 
     def count(self, panel_type: str, outcome: str, n: int = 1) -> None:
         """Count `n` configs' outcome under their panel type."""
@@ -73,6 +98,8 @@ class SyncSummary:
                 str(panel_id): {"type": panel_type, "read": read, "failed": failed}
                 for panel_id, (panel_type, read, failed) in sorted(self.panel_reads.items())
             },
+            "failed_configs": [failure.as_dict() for failure in self.failures],
+            "failed_configs_not_listed": self.failures_not_listed,
         }
 
 
@@ -102,6 +129,15 @@ def merge_summaries(
         _int(p.get("eylandoo_configs_processed")) for p in panels
     )
     merged["panels"] = len(panels)
+    listed: list[object] = []
+    for part in panels:
+        failures = part.get("failed_configs")
+        if isinstance(failures, list):
+            listed += failures
+    merged["failed_configs"] = listed[:LISTED_FAILURES]
+    merged["failed_configs_not_listed"] = sum(
+        _int(p.get("failed_configs_not_listed")) for p in panels
+    ) + len(listed[LISTED_FAILURES:])
     per_type: dict[str, dict[str, int]] = {}
     for part in panels:
         add_per_panel_type(per_type, part.get("per_panel_type"))

@@ -32,7 +32,7 @@ from usage_core.ports import (
 from usage_core.quota import changed_totals
 from usage_core.readings import CounterReading, HardFailure, UsageResult
 from usage_core.recording import log_fetch_result, log_kept_usage, log_reset, record_counter
-from usage_core.summary import SyncSummary
+from usage_core.summary import FailedConfig, SyncSummary
 from usage_core.targets import PanelDirectory
 
 logger = logging.getLogger(__name__)
@@ -81,7 +81,12 @@ class SyncAllUsage:
         summary.panels = len(plan.jobs)
         for unread in plan.unread:
             _log_unread(unread)
-            summary.count(unread.type_name, unread.why.outcome)
+            if unread.why.outcome == "failed":
+                config = unread.config
+                why = config.problem or unread.why.value
+                summary.fail(unread.type_name, FailedConfig(config.id, config.panel_id, why))
+            else:
+                summary.count(unread.type_name, unread.why.outcome)
         after: dict[int, LedgerState] = {}
         for job, results in self._fetch(plan.jobs):
             after.update(self._apply(job, results, summary))
@@ -176,7 +181,7 @@ class SyncAllUsage:
             read = isinstance(result, CounterReading)
             summary.panel_read(job.panel.id, target.type_name, ok=read)
             if not isinstance(result, CounterReading):
-                summary.count(target.type_name, "failed")
+                summary.fail(target.type_name, FailedConfig(config.id, job.panel.id, result.reason))
                 continue
             step = advance(
                 target.item.snapshot.state,
@@ -190,10 +195,10 @@ class SyncAllUsage:
                 steps.append((target, step))
             else:
                 summary.count(target.type_name, "unchanged")
-        return self._write(steps, summary)
+        return self._write(steps, summary, job.panel.id)
 
     def _write(
-        self, steps: list[tuple[Target, LedgerStep]], summary: SyncSummary
+        self, steps: list[tuple[Target, LedgerStep]], summary: SyncSummary, panel_id: int
     ) -> dict[int, LedgerState]:
         stored: dict[int, LedgerState] = {}
         for start in range(0, len(steps), WRITE_BATCH):
@@ -206,20 +211,24 @@ class SyncAllUsage:
                 if isinstance(exc, self.abort_on):
                     raise
                 _log_failure(exc, "Failed to write a batch of %s configs", len(batch))
+                reason = str(exc) if isinstance(exc, UsageSyncError) else type(exc).__name__
                 for target, _ in batch:
-                    summary.count(target.type_name, "failed")
+                    failure = FailedConfig(target.item.config.id, panel_id, reason)
+                    summary.fail(target.type_name, failure)
                 continue
             for target, step in batch:
                 config_id = target.item.config.id
                 landed: LedgerStep | None = step
                 if config_id not in written:
-                    landed = self._retry(target, step, summary)
+                    landed = self._retry(target, step, summary, panel_id)
                 if landed is not None:
                     self._count_step(target, landed, summary)
                     stored[config_id] = landed.after
         return stored
 
-    def _retry(self, target: Target, step: LedgerStep, summary: SyncSummary) -> LedgerStep | None:
+    def _retry(
+        self, target: Target, step: LedgerStep, summary: SyncSummary, panel_id: int
+    ) -> LedgerStep | None:
         """A row changed under the batch write: re-read and apply it on its own."""
         config = target.item.config
         try:
@@ -236,7 +245,7 @@ class SyncAllUsage:
             return None
         except UsageSyncError as exc:
             logger.error("Error syncing config %s: %s", config.id, exc)
-            summary.count(target.type_name, "failed")
+            summary.fail(target.type_name, FailedConfig(config.id, panel_id, str(exc)))
             return None
         if retried is None:
             summary.count(target.type_name, "skipped")

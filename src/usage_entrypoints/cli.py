@@ -6,24 +6,23 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator
+import traceback
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from usage_core.errors import (
-    ConfigurationError,
-    DatabaseUnavailableError,
-    LockHeldError,
-    MissingTablesError,
-    UsageSyncError,
-)
+from usage_core.errors import MissingTablesError, UsageSyncError
 from usage_core.interval import INTERVAL_SETTING_KEY, parse_interval
 from usage_entrypoints import sync_one_output as out
+from usage_entrypoints.exit_codes import ExitCode, exit_code_for, exit_code_of_outcome
+from usage_entrypoints.problems import explain
 from usage_entrypoints.run_report import enforcement_lines, summary_lines
+from usage_entrypoints.settings import ENVIRONMENT
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -35,9 +34,12 @@ logger = logging.getLogger(__name__)
 app = typer.Typer(
     name="usage-sync",
     help="Keep VPN panel traffic usage in sync with the reseller billing database.",
+    # "\b" keeps click from re-wrapping the table.
+    epilog="Environment:\n\n\b\n" + "\n".join(f"{name:<29} {what}" for name, what in ENVIRONMENT),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
 settings_app = typer.Typer(help="Read and write the app's `settings` table.", no_args_is_help=True)
 db_app = typer.Typer(help="Manage a standalone database.", no_args_is_help=True)
@@ -46,37 +48,81 @@ app.add_typer(settings_app, name="settings")
 app.add_typer(db_app, name="db")
 app.add_typer(logins_app, name="logins")
 
-_NO_TABLES_HINT = (
-    "the database has no usage tables: point USAGE_SYNC_DATABASE_URL at the app's "
-    "database, or run `usage-sync db init` for a standalone one"
-)
+
+@dataclass
+class _Invocation:
+    """The options given before the command, for the whole of one invocation."""
+
+    debug: bool = False
 
 
-def _fail(message: str, code: int = 1) -> NoReturn:
+_invocation = _Invocation()
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version  # noqa: PLC0415
+
+        typer.echo(f"usage-sync {version('usage-sync')}")
+        raise typer.Exit
+
+
+@app.callback()
+def _options(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the traceback behind an error.")
+    ] = False,
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version."
+        ),
+    ] = False,
+) -> None:
+    """Keep VPN panel traffic usage in sync with the reseller billing database."""
+    _invocation.debug = debug
+
+
+def _fail(message: str, code: int = ExitCode.SOME_FAILED) -> NoReturn:
     typer.echo(message, err=True)
     raise typer.Exit(code)
 
 
+def _debugging() -> bool:
+    """True with `--debug` or USAGE_SYNC_LOG_LEVEL=DEBUG: errors come with their traceback."""
+    level = os.environ.get("USAGE_SYNC_LOG_LEVEL", "").strip().upper()
+    return _invocation.debug or level == "DEBUG"
+
+
+def _fail_with(error: UsageSyncError) -> NoReturn:
+    """End the command with the error's one or two lines and its exit code."""
+    if _debugging():
+        traceback.print_exception(error)
+    for line in explain(error):
+        typer.echo(line, err=True)
+    raise typer.Exit(exit_code_for(error))
+
+
 @contextmanager
-def _container() -> Iterator[Container]:
+def _container(*, create_database: bool = False) -> Iterator[Container]:
     """The composition root for one command, its resources shut down afterwards.
 
-    Errors the user can act on end the command with one line, chosen by type.
+    Errors the user can act on end the command with one or two lines, chosen by
+    type, and the exit code of their kind. `create_database` lets a missing
+    SQLite file be created.
     """
     from usage_entrypoints.container import build_container  # noqa: PLC0415 - keeps --help fast
 
     try:
         container = build_container(os.environ)
-    except ConfigurationError as exc:
-        _fail(f"Configuration error: {exc}", 2)
+    except UsageSyncError as exc:
+        _fail_with(exc)
+    if create_database:
+        container.create_database.override(True)
     try:
         yield container
-    except MissingTablesError:
-        _fail(f"❌ {_NO_TABLES_HINT}")
-    except DatabaseUnavailableError as exc:
-        _fail(f"❌ Cannot use the database: {exc}")
     except UsageSyncError as exc:
-        _fail(f"❌ {exc}")
+        _fail_with(exc)
     finally:
         container.shutdown_resources()
 
@@ -183,7 +229,7 @@ def db_init() -> None:
     from usage_adapters.sql.errors import database_errors  # noqa: PLC0415 - keeps --help fast
     from usage_adapters.sql.tables import metadata  # noqa: PLC0415
 
-    with _container() as container, database_errors():
+    with _container(create_database=True) as container, database_errors():
         engine = container.engine()
         existing = set(metadata.tables) & set(_table_names(engine))
         metadata.create_all(engine, checkfirst=True)
@@ -238,19 +284,29 @@ def tick(
 def sync(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    """Run one full sync now, holding the job's unique lock while it runs."""
+    """Run one full sync now, holding the job's unique lock while it runs.
+
+    Exit 0 when every config synced or was skipped for a stated reason, 1 when
+    some failed, 2 and up when the run could not happen (see docs/usage.md).
+    """
     with _container() as container:
+        _check_database(container)
         show_bar = not as_json and sys.stdout.isatty()
-        try:
-            with _progress(show_bar) as progress:
-                document = container.sync_run().now(progress)
-        except LockHeldError as exc:
-            left = exc.remaining_seconds or 0
-            _fail(f"❌ A sync is already running or queued (its lock expires in {left:.0f} s)")
+        with _progress(show_bar) as progress:
+            document = container.sync_run().now(progress)
     if as_json:
         typer.echo(json.dumps(document, indent=2))
     else:
         _echo_lines(summary_lines(document))
+    raise typer.Exit(exit_code_of_outcome(_failures(document)))
+
+
+def _failures(summary: Mapping[str, object]) -> int:
+    """Failed configs, plus one when the enforcement pass after the sync failed."""
+    enforcement = summary.get("enforcement")
+    failed = summary.get("failed")
+    enforcement_failed = isinstance(enforcement, Mapping) and "error" in enforcement
+    return (failed if isinstance(failed, int) else 0) + int(enforcement_failed)
 
 
 @app.command("enforce")
@@ -260,18 +316,20 @@ def enforce(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
-    """Run one quota enforcement pass from what the database holds now (no usage fetch)."""
+    """Run one quota enforcement pass from what the database holds now (no usage fetch).
+
+    Exit 0 when done, 1 when some panel operations failed, 2 and up when the pass
+    could not happen.
+    """
     with _container() as container:
-        try:
-            report = container.sync_run().enforce_now(dry_run=dry_run)
-        except LockHeldError as exc:
-            left = exc.remaining_seconds or 0
-            _fail(f"❌ A sync is already running or queued (its lock expires in {left:.0f} s)")
+        _check_database(container)
+        report = container.sync_run().enforce_now(dry_run=dry_run)
     document = report.as_dict()
     if as_json:
         typer.echo(json.dumps(document, indent=2))
-        return
-    _echo_lines(enforcement_lines(document))
+    else:
+        _echo_lines(enforcement_lines(document))
+    raise typer.Exit(exit_code_of_outcome(report.remote.failed))
 
 
 @contextmanager
@@ -293,19 +351,24 @@ def _progress(show: bool) -> Iterator[Callable[[int, int], None] | None]:
         yield update
 
 
-def _ensure_standalone_tables(container: Container) -> None:
-    """Create the tables of the embedded default database on first run."""
+def _check_database(container: Container, *, create_standalone: bool = False) -> None:
+    """Connect and look for the app's tables, so that an unusable database is reported
+    before any work starts; `create_standalone` creates the default SQLite database."""
     from usage_adapters.sql.errors import database_errors  # noqa: PLC0415
     from usage_adapters.sql.tables import metadata  # noqa: PLC0415
     from usage_entrypoints.settings import DEFAULT_DATABASE_URL  # noqa: PLC0415
 
-    if container.settings().database_url != DEFAULT_DATABASE_URL:
-        return
+    standalone = create_standalone and container.settings().database_url == DEFAULT_DATABASE_URL
+    if standalone:
+        container.create_database.override(True)
     engine = container.engine()
     with database_errors():
-        if not set(metadata.tables) <= set(_table_names(engine)):
+        missing = sorted(set(metadata.tables) - set(_table_names(engine)))
+        if missing and standalone:
             metadata.create_all(engine, checkfirst=True)
             logger.info("Created the standalone database %s", engine.url.database)
+        elif missing:
+            raise MissingTablesError(f"missing: {', '.join(missing)}")
 
 
 @app.command("run")
@@ -326,7 +389,7 @@ def run() -> None:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     with _container() as container:
-        _ensure_standalone_tables(container)
+        _check_database(container, create_standalone=True)
         serve_metrics(container)
         settings = container.settings()
         where = "inline" if settings.embedded else f"on RQ queue {settings.queue_name!r}"

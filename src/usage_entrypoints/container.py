@@ -21,6 +21,7 @@ from usage_adapters.login_stores import (
 )
 from usage_adapters.panels.clients import HttpxPanelClients
 from usage_adapters.panels.kept_logins import LoginKeeper
+from usage_adapters.redis_connection import connect_redis
 from usage_adapters.redis_lock import RedisDispatchSlots, RedisLock
 from usage_adapters.rq_queue import RqFanOut, RqJobQueue
 from usage_adapters.run_history import (
@@ -38,6 +39,7 @@ from usage_adapters.sql.settings import SqlSettingsRepository
 from usage_core.dispatch import JOB_NAME, SchedulerTick
 from usage_core.enforcement.remote import RemoteOperations
 from usage_core.enforcement.run import EnforceQuotas
+from usage_core.errors import ConfigurationError
 from usage_core.ports import DispatchSlots, JobQueue, Lock, RunHistory, RunStatsStore
 from usage_core.run import SyncRun
 from usage_core.sync_all import SyncAllUsage
@@ -47,8 +49,8 @@ from usage_entrypoints.job_names import FINISH_SYNC_JOB, SYNC_JOB, SYNC_PANEL_JO
 from usage_entrypoints.settings import Settings
 
 
-def _engine(url: str) -> Iterator[Engine]:
-    engine = create_store_engine(url)
+def _engine(url: str, create_sqlite_file: bool) -> Iterator[Engine]:
+    engine = create_store_engine(url, create_sqlite_file=create_sqlite_file)
     try:
         yield engine
     finally:
@@ -59,7 +61,7 @@ def _redis(settings: Settings) -> Iterator[Redis]:
     if settings.redis_url is None:
         msg = "USAGE_SYNC_REDIS_URL is not set"
         raise RuntimeError(msg)
-    client = Redis.from_url(settings.redis_url.reveal())
+    client = connect_redis(settings.redis_url.reveal())
     try:
         yield client
     finally:
@@ -111,7 +113,11 @@ class Container(containers.DeclarativeContainer):
     mode = providers.Callable(_mode, settings)
 
     clock = providers.Singleton(SystemClock, tz=settings.provided.tz)
-    engine = providers.Resource(_engine, url=settings.provided.database_url)
+    # Overridden with True by the commands that may create a standalone SQLite file.
+    create_database = providers.Object(False)
+    engine = providers.Resource(
+        _engine, url=settings.provided.database_url, create_sqlite_file=create_database
+    )
     redis = providers.Resource(_redis, settings)
 
     settings_repository = providers.Factory(
@@ -256,10 +262,21 @@ def build_container(env: Mapping[str, str]) -> Container:
     from usage_entrypoints.logs import configure_logging  # noqa: PLC0415
 
     settings = Settings.from_env(env)
-    configure_logging(
-        level=settings.log_level,
-        log_format=settings.log_format,
-        log_file=settings.log_file,
-        tz=settings.tz,
-    )
-    return Container(settings=settings)
+    try:
+        configure_logging(
+            level=settings.log_level,
+            log_format=settings.log_format,
+            log_file=settings.log_file,
+            tz=settings.tz,
+        )
+    except OSError as exc:
+        msg = (
+            f"USAGE_SYNC_LOG_FILE={settings.log_file!r} cannot be written "
+            f"({exc.strerror or type(exc).__name__}: {exc.filename}); "
+            "choose a file in a directory this user may write to"
+        )
+        raise ConfigurationError(msg) from None
+    container = Container(settings=settings)
+    if not settings.embedded:
+        container.redis()  # checked at start, with a short connect timeout
+    return container

@@ -11,18 +11,41 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 
+from usage_adapters.laravel_crypt import DecryptionError, parse_app_key
 from usage_adapters.panels import (
     DEFAULT_HTTP_TIMEOUT_S,
     DEFAULT_PANEL_BUDGET_S,
     DEFAULT_PANEL_CONCURRENCY,
 )
 from usage_adapters.panels.options import MAX_PANEL_CONCURRENCY
-from usage_core.errors import ConfigurationError
+from usage_core.errors import AppKeyError, ConfigurationError
 from usage_core.health import DEFAULT_MAX_PANEL_FAILURES
 from usage_core.model import Secret
 
 DEFAULT_DATABASE_URL = "sqlite:///usage-sync.sqlite"
 DEFAULT_METRICS_ADDR = "0.0.0.0"  # noqa: S104 - Prometheus scrapes from another host
+# Every variable the process reads, with its one-line meaning, for `--help`.
+ENVIRONMENT: tuple[tuple[str, str], ...] = (
+    ("USAGE_SYNC_DATABASE_URL", f"the app's database (default {DEFAULT_DATABASE_URL})"),
+    ("USAGE_SYNC_APP_KEY", "the app's APP_KEY, to decrypt panel credentials"),
+    ("USAGE_SYNC_TIMEZONE", "the app's time zone, for the schedule (default UTC)"),
+    ("USAGE_SYNC_REDIS_URL", "Redis for the worker and scheduler (unset: run inline)"),
+    ("USAGE_SYNC_QUEUE", "the RQ queue name (default usage-sync)"),
+    ("USAGE_SYNC_FANOUT", "panel: one job per panel with Redis (default off)"),
+    ("USAGE_SYNC_STATE_DIR", "lock file and last run without Redis"),
+    ("USAGE_SYNC_LOG_FILE", "write the log there instead of stderr"),
+    ("USAGE_SYNC_LOG_FORMAT", "text or json"),
+    ("USAGE_SYNC_LOG_LEVEL", "DEBUG, INFO, NOTICE, WARNING or ERROR (DEBUG adds tracebacks)"),
+    ("USAGE_SYNC_HTTP_TIMEOUT", f"seconds per panel request (default {DEFAULT_HTTP_TIMEOUT_S:g})"),
+    ("USAGE_SYNC_PANEL_BUDGET", f"seconds one panel may take (default {DEFAULT_PANEL_BUDGET_S:g})"),
+    ("USAGE_SYNC_PANEL_CONCURRENCY", f"requests per panel (default {DEFAULT_PANEL_CONCURRENCY})"),
+    ("USAGE_SYNC_METRICS_PORT", "serve Prometheus metrics there (run, worker, scheduler)"),
+    ("USAGE_SYNC_METRICS_ADDR", f"the metrics' address (default {DEFAULT_METRICS_ADDR})"),
+    (
+        "USAGE_SYNC_HEALTH_PANEL_FAILURES",
+        f"failed runs in a row before `health` is red (default {DEFAULT_MAX_PANEL_FAILURES})",
+    ),
+)
 LogFormat = Literal["text", "json"]
 
 
@@ -115,7 +138,10 @@ class Settings:
         try:
             ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            msg = f"USAGE_SYNC_TIMEZONE={timezone!r} is not a known IANA timezone"
+            msg = (
+                f"USAGE_SYNC_TIMEZONE={timezone!r} is not a known IANA time zone; "
+                "use a name such as UTC or Europe/Berlin (the app's config/app.php timezone)"
+            )
             raise ConfigurationError(msg) from exc
         log_format = (get("LOG_FORMAT") or "text").lower()
         if log_format not in ("text", "json"):
@@ -151,6 +177,8 @@ class Settings:
             1000,
         )
         app_key = get("APP_KEY")
+        if app_key:
+            _check_app_key(app_key)
         redis_url = get("REDIS_URL")
         state_dir = get("STATE_DIR")
         return cls(
@@ -171,6 +199,18 @@ class Settings:
             metrics_addr=get("METRICS_ADDR") or DEFAULT_METRICS_ADDR,
             max_panel_failures=failures,
         )
+
+
+def _check_app_key(app_key: str) -> None:
+    """AppKeyError, naming what is wrong (never the key), when `app_key` cannot be a key."""
+    try:
+        parse_app_key(app_key)
+    except DecryptionError as exc:
+        msg = (
+            f"USAGE_SYNC_APP_KEY cannot be used: {exc}; "
+            "copy APP_KEY from the app's .env file as it is (base64:...)"
+        )
+        raise AppKeyError(msg) from None
 
 
 def _number(text: str | None, default: float, name: str, low: float, high: float) -> float:

@@ -312,6 +312,7 @@ class _Demo:
                 container.shutdown_resources()
 
     def _run_with(self, container: Container) -> None:
+        container.create_database.override(True)  # the demo's own SQLite file
         engine: Engine = container.engine()
         self._create_database(engine, container)
         configs: SqlConfigRepository = container.configs()

@@ -209,9 +209,9 @@ def script(name: str) -> str:
 
 
 def usage_sync(
-    *args: str, env: Mapping[str, str], timeout: float = 60
+    *args: str, env: Mapping[str, str], timeout: float = 60, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run `usage-sync ARGS` to completion."""
+    """Run `usage-sync ARGS` to completion (in `cwd`, when given)."""
     return subprocess.run(
         [script("usage-sync"), *args],
         env=subprocess_env(env),
@@ -219,6 +219,7 @@ def usage_sync(
         text=True,
         timeout=timeout,
         check=False,
+        cwd=cwd,
     )
 
 

@@ -198,9 +198,10 @@ class TestStandalone:
 
     def test_missing_tables_are_explained(self, tmp_path: Path) -> None:
         """An empty database gets a hint instead of a traceback."""
+        (tmp_path / "empty.sqlite").touch()
         env = {"USAGE_SYNC_DATABASE_URL": f"sqlite:///{tmp_path / 'empty.sqlite'}"}
         result = usage_sync("sync-one", "--config", "1", env=env)
-        assert result.returncode == 1
+        assert result.returncode == 7
         assert "usage-sync db init" in result.stderr
         assert "Traceback" not in result.stderr
 
@@ -210,7 +211,7 @@ class TestStandalone:
         url = make_url(original_db.url).set(database="usync_no_such_database")
         env = {"USAGE_SYNC_DATABASE_URL": url.render_as_string(hide_password=False)}
         result = usage_sync("sync", env=env)
-        assert result.returncode == 1
+        assert result.returncode == 6
         assert "Cannot use the database: the database does not exist" in result.stderr
         assert "db init" not in result.stderr
         assert "Traceback" not in result.stderr
@@ -243,11 +244,11 @@ class TestSyncAndSchedule:
         assert "eylandoo: updated 1" in result.stdout
 
     def test_sync_refuses_while_a_run_holds_the_lock(self, seeded) -> None:
-        """With the unique lock held (a run in progress), `sync` exits 1 and writes nothing."""
+        """With the unique lock held (a run in progress), `sync` exits 2 and writes nothing."""
         db, env, _ = seeded
         lock = FileLock(Path(env["USAGE_SYNC_STATE_DIR"]) / "unique-lock.json")
         assert lock.acquire(300) is not None
         result = usage_sync("sync", env=env)
-        assert result.returncode == 1
+        assert result.returncode == 2
         assert "already running" in result.stderr
         assert fetch_row(db.engine, "reseller_configs", 123)["usage_bytes"] == 524_288_000

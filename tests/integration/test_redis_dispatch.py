@@ -366,6 +366,7 @@ class TestSimpleWorker:
         job_id = str(result.job_id)
         assert list(Job.fetch(job_id, connection=redis_db.client).args) == [token]
         # The work horse reads a database without tables, so every try fails.
+        (tmp_path / "empty.sqlite").touch()
         monkeypatch.setenv("USAGE_SYNC_DATABASE_URL", f"sqlite:///{tmp_path / 'empty.sqlite'}")
         queue = queue_of(redis_db)
 

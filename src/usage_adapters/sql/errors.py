@@ -1,8 +1,9 @@
 """Database errors translated into the core's error types, at the store's boundary.
 
 Every repository method runs inside `database_errors()`, so that callers see
-`MissingTablesError`, `DatabaseUnavailableError` or `DatabaseError`, each with
-the driver's one-line reason, and never a SQLAlchemy exception.
+`MissingTablesError`, `DatabaseUnavailableError` (or its kinds: access denied,
+no such database) or `DatabaseError`, each with the driver's one-line reason,
+and never a SQLAlchemy exception.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from typing import ParamSpec, TypeVar
 from sqlalchemy.exc import DBAPIError, NoSuchTableError, SQLAlchemyError
 
 from usage_core.errors import (
+    DatabaseAccessDeniedError,
     DatabaseError,
+    DatabaseMissingError,
     DatabaseUnavailableError,
     MissingTablesError,
 )
@@ -23,35 +26,44 @@ from usage_core.errors import (
 P = ParamSpec("P")
 R = TypeVar("R")
 
-# MySQL/MariaDB error numbers, PostgreSQL SQLSTATEs.
+# MySQL/MariaDB error numbers, PostgreSQL SQLSTATEs: the error class and the reason in words.
+_Refusal = tuple[type[DatabaseUnavailableError], str]
+_DOWN = DatabaseUnavailableError
+_DENIED = DatabaseAccessDeniedError
+_NO_DATABASE: _Refusal = (DatabaseMissingError, "the database does not exist")
 _MYSQL_MISSING_TABLE = {1146}
-_MYSQL_UNAVAILABLE = {
-    1044: "access denied to the database",
-    1045: "access denied (wrong user or password)",
-    1049: "the database does not exist",
-    2002: "cannot connect to the server",
-    2003: "cannot connect to the server",
-    2005: "unknown database host",
-    2006: "the server has gone away",
-    2013: "lost the connection to the server",
+_MYSQL_UNAVAILABLE: dict[int, _Refusal] = {
+    1044: (_DENIED, "access denied to the database"),
+    1045: (_DENIED, "access denied (wrong user or password)"),
+    1049: _NO_DATABASE,
+    2002: (_DOWN, "cannot connect to the server"),
+    2003: (_DOWN, "cannot connect to the server"),
+    2005: (_DOWN, "unknown database host"),
+    2006: (_DOWN, "the server has gone away"),
+    2013: (_DOWN, "lost the connection to the server"),
 }
 _PG_MISSING_TABLE = {"42P01"}
-_PG_UNAVAILABLE = {
-    "3D000": "the database does not exist",
-    "28P01": "access denied (wrong user or password)",
-    "28000": "access denied",
-    "57P01": "the server terminated the connection",
-    "08001": "cannot connect to the server",
-    "08006": "the connection to the server failed",
+_PG_UNAVAILABLE: dict[str, _Refusal] = {
+    "3D000": _NO_DATABASE,
+    "28P01": (_DENIED, "access denied (wrong user or password)"),
+    "28000": (_DENIED, "access denied"),
+    "57P01": (_DOWN, "the server terminated the connection"),
+    "08001": (_DOWN, "cannot connect to the server"),
+    "08006": (_DOWN, "the connection to the server failed"),
 }
 
 
-_PG_CONNECT_REFUSALS = (
-    ("fatal:  database", "the database does not exist"),
-    ("fatal:  role", "access denied (unknown user)"),
-    ("password authentication failed", "access denied (wrong user or password)"),
-    ("no pg_hba.conf entry", "access denied (not allowed by pg_hba.conf)"),
+_PG_CONNECT_REFUSALS: tuple[tuple[str, _Refusal], ...] = (
+    ("fatal:  database", _NO_DATABASE),
+    ("fatal:  role", (_DENIED, "access denied (unknown user)")),
+    ("password authentication failed", (_DENIED, "access denied (wrong user or password)")),
+    ("no pg_hba.conf entry", (_DENIED, "access denied (not allowed by pg_hba.conf)")),
 )
+
+
+def _refused(refusal: _Refusal, reason: str) -> DatabaseUnavailableError:
+    kind, why = refusal
+    return kind(f"{why}: {reason}")
 
 
 def _reason(exc: BaseException) -> str:
@@ -73,18 +85,18 @@ def translate(exc: SQLAlchemyError) -> DatabaseError:
         if sqlstate in _PG_MISSING_TABLE:
             return MissingTablesError(reason)
         if sqlstate in _PG_UNAVAILABLE:
-            return DatabaseUnavailableError(f"{_PG_UNAVAILABLE[sqlstate]}: {reason}")
+            return _refused(_PG_UNAVAILABLE[sqlstate], reason)
     args = getattr(orig, "args", ())
     code = args[0] if args and isinstance(args[0], int) else None
     if code in _MYSQL_MISSING_TABLE:
         return MissingTablesError(reason)
     if code is not None and code in _MYSQL_UNAVAILABLE:
-        return DatabaseUnavailableError(f"{_MYSQL_UNAVAILABLE[code]}: {reason}")
+        return _refused(_MYSQL_UNAVAILABLE[code], reason)
     lowered = reason.lower()
     # PostgreSQL refuses a connection before any SQLSTATE reaches psycopg.
-    for marker, why in _PG_CONNECT_REFUSALS:
+    for marker, refusal in _PG_CONNECT_REFUSALS:
         if marker in lowered:
-            return DatabaseUnavailableError(f"{why}: {reason}")
+            return _refused(refusal, reason)
     if "no such table" in lowered:  # SQLite has no error codes for this
         return MissingTablesError(reason)
     if "unable to open database file" in lowered:

@@ -131,7 +131,7 @@ def test_garbage_credential_fails_its_panel_alone(tmp_path: Path) -> None:
 
         done = sync(world, tmp_path, "--json")
 
-        assert done.returncode == 0, done.stdout + done.stderr
+        assert done.returncode == 1, done.stdout + done.stderr
         assert "Traceback" not in done.stdout + done.stderr
         errors = [line for line in done.stderr.splitlines() if ".ERROR:" in line]
         assert any(f"panel {ids['marzban']}: password could not be read" in e for e in errors)
@@ -184,7 +184,7 @@ def test_counter_beyond_bigint_fails_its_config_alone(
 
         done = sync(world, tmp_path, "--json")
 
-        assert done.returncode == 0, done.stdout + done.stderr
+        assert done.returncode == 1, done.stdout + done.stderr
         assert "Traceback" not in done.stderr, done.stderr
         per_type = json.loads(done.stdout)["per_panel_type"]
         assert {kind: per_type[kind]["failed"] for kind in KINDS} == {
@@ -241,7 +241,7 @@ def test_negative_reading_is_never_a_reset(tmp_path: Path) -> None:
 
         done = sync(world, tmp_path)
 
-        assert done.returncode == 0, done.stderr
+        assert done.returncode == 1, done.stderr
         after = world.ledgers()
         for config_id in negative:
             assert after[config_id] == before[config_id], config_id
@@ -337,7 +337,7 @@ def test_url_user_info_never_shows(tmp_path: Path) -> None:
 
         # The panels need no basic auth: everything but the failing users synced, and
         # sync-one shows each panel's URL without its user-info.
-        assert (text_run.returncode, json_run.returncode) == (0, 0), text_run.stderr
+        assert (text_run.returncode, json_run.returncode) == (1, 1), text_run.stderr
         world.assert_converged(except_configs=failing)
         for name, shown, as_json in zip(one_by_one, runs[2::2], runs[3::2], strict=True):
             url = world.panels[name.split("-")[0]].url

@@ -612,7 +612,7 @@ def test_full_sync_stops_a_dripping_panel_at_its_budget(tmp_path: Path) -> None:
         run = Running(["sync", "--json"], env, tmp_path / "drip")
         hostile = {"sync": (marzban, partial(asked_for_a_page, marzban))}
         done, dripped_s = watch({"sync": run}, hostile)["sync"]
-        assert done.returncode == 0, done.stderr
+        assert done.returncode == 1, done.stderr
         assert done.seconds <= budget_s + 2 * healthy.seconds + SLACK_S, (done, healthy.seconds)
         # From the dripping listing's request to its abandonment: the panel's budget.
         assert budget_s - 1.0 <= dripped_s <= budget_s + CUT_SEEN_S, dripped_s
@@ -656,7 +656,7 @@ def test_huge_and_deeply_nested_replies_fail_their_panel_alone(tmp_path: Path) -
         for name in names_on(world, "marzneshin"):
             marzneshin.set_fault(name, Fault(raw_body=DEEP_JSON, content_type="application/json"))
         done = run_cli(["sync", "--json"], env, tmp_path / "hostile")
-        assert done.returncode == 0, done.stderr
+        assert done.returncode == 1, done.stderr
 
         per_type = done.summary()["per_panel_type"]
         assert per_type["marzban"]["failed"] == 3, per_type

@@ -8,7 +8,7 @@ from sqlalchemy import make_url, text
 
 from usage_adapters.sql.engine import create_store_engine
 from usage_adapters.sql.resellers import SqlResellerRepository
-from usage_core.errors import DatabaseUnavailableError, MissingTablesError
+from usage_core.errors import DatabaseMissingError, DatabaseUnavailableError, MissingTablesError
 
 
 def _closed_port() -> int:
@@ -40,12 +40,12 @@ class TestTranslation:
         """A database that does not exist is unavailable, not a database without tables."""
         if original_db.backend == "sqlite":
             url = f"sqlite:///{tmp_path / 'no' / 'such' / 'dir.sqlite'}"
-            expected = "cannot open the SQLite file"
+            expected = "the SQLite file .* does not exist"
         else:
             url = make_url(original_db.url).set(database="usync_no_such_database")
             url = url.render_as_string(hide_password=False)
             expected = "the database does not exist"
-        with pytest.raises(DatabaseUnavailableError, match=expected):
+        with pytest.raises(DatabaseMissingError, match=expected):
             read_resellers(url)
 
     @pytest.mark.parametrize("original_db", ["mariadb", "postgresql"], indirect=True)

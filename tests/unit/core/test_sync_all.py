@@ -120,6 +120,26 @@ class TestSyncAll:
             "2": {"type": "marzban", "read": 1, "failed": 1},
         }
 
+    def test_failed_configs_are_listed_with_panel_and_reason(self) -> None:
+        """Each failed config is listed with the panel read and the reason; skips are not."""
+        configs = [cfg(1, 1, 2, "ok"), cfg(2, 1, 2, "down"), cfg(3, 1, 99, "nopanel")]
+        results = {2: {"ok": reading(10), "down": HardFailure("HTTP 502")}}
+        use_case, _, _, _ = run(configs, results, [1])
+        document = use_case().as_dict()
+        assert document["failed_configs"] == [{"id": 2, "panel": 2, "reason": "HTTP 502"}]
+        assert document["failed_configs_not_listed"] == 0
+
+    def test_failed_configs_list_is_bounded(self) -> None:
+        """A run where every config fails lists the first 50 and counts the rest."""
+        configs = [cfg(i, 1, 2, f"u{i}") for i in range(1, 121)]
+        results = {2: {f"u{i}": HardFailure("panel down") for i in range(1, 121)}}
+        use_case, _, _, _ = run(configs, results, [1])
+        document = use_case().as_dict()
+        failed = document["failed_configs"]
+        assert isinstance(failed, list)
+        assert (len(failed), document["failed_configs_not_listed"]) == (50, 70)
+        assert document["failed"] == 120
+
     def test_a_panel_that_raises_fails_only_its_configs(self) -> None:
         """A panel whose session raises fails its own configs; other panels sync."""
 

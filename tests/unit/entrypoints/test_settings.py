@@ -1,5 +1,7 @@
 """Settings from the environment."""
 
+import base64
+
 import pytest
 
 from usage_core.errors import ConfigurationError
@@ -22,7 +24,7 @@ class TestSettings:
             {
                 "USAGE_SYNC_DATABASE_URL": "postgresql://db/app",
                 "USAGE_SYNC_TIMEZONE": "Asia/Tehran",
-                "USAGE_SYNC_APP_KEY": "base64:abc",
+                "USAGE_SYNC_APP_KEY": "base64:" + base64.b64encode(b"k" * 32).decode(),
                 "USAGE_SYNC_LOG_FORMAT": "JSON",
                 "USAGE_SYNC_LOG_FILE": "/tmp/x.log",
             }
@@ -30,7 +32,7 @@ class TestSettings:
         assert settings.tz.key == "Asia/Tehran"
         assert settings.log_format == "json"
         assert settings.app_key is not None
-        assert "abc" not in repr(settings)
+        assert "a2tr" not in repr(settings)
 
     @pytest.mark.parametrize(
         ("name", "value"),
@@ -41,6 +43,8 @@ class TestSettings:
             ("PANEL_BUDGET", "9999"),
             ("PANEL_CONCURRENCY", "0"),
             ("FANOUT", "reseller"),
+            ("APP_KEY", "base64:abc"),
+            ("APP_KEY", "too-short"),
         ],
     )
     def test_bad_values(self, name: str, value: str) -> None:

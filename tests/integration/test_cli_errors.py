@@ -1,0 +1,183 @@
+"""Mistakes in configuration and environment, each run through the real `usage-sync` command:
+one or two lines on stderr, the documented exit code, no traceback unless asked for."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+from original_schema import OriginalDatabase
+from redis_support import sqlite_app_db, usage_sync
+from sqlalchemy import URL, make_url
+
+from usage_entrypoints.exit_codes import ExitCode
+
+
+def assert_one_problem(
+    done: subprocess.CompletedProcess[str], code: ExitCode, *expected: str
+) -> None:
+    """Exit `code`, at most two lines on stderr, the first naming the problem, no traceback."""
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == code, done.stderr
+    assert 1 <= len(lines) <= 2, done.stderr
+    assert lines[0].startswith("❌"), done.stderr
+    for text in expected:
+        assert text in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+SERVERS = pytest.mark.parametrize("original_db", ["mariadb", "postgresql"], indirect=True)
+
+
+def server_of(db: OriginalDatabase) -> URL:
+    """The URL of the server holding `db`."""
+    return make_url(db.url)
+
+
+@pytest.fixture
+def app_db(tmp_path: Path) -> str:
+    """The URL of an SQLite file holding the app's (empty) tables."""
+    with sqlite_app_db(tmp_path / "app.sqlite") as db:
+        return db.url
+
+
+class TestDatabase:
+    """The database URL, driver, credentials, server, database and tables."""
+
+    def test_not_a_url(self, tmp_path: Path) -> None:
+        """A database URL that is not one: configuration error, exit 3."""
+        env = {"USAGE_SYNC_DATABASE_URL": "app-database"}
+        done = usage_sync("sync", env=env, cwd=tmp_path)
+        assert_one_problem(done, ExitCode.CONFIGURATION, "not a valid database URL")
+
+    def test_unsupported_database(self, tmp_path: Path) -> None:
+        """A database usage-sync does not speak: configuration error naming the choices."""
+        env = {"USAGE_SYNC_DATABASE_URL": "oracle://u:p@db/app"}
+        done = usage_sync("sync", env=env, cwd=tmp_path)
+        assert_one_problem(done, ExitCode.CONFIGURATION, "SQLite, MariaDB/MySQL or PostgreSQL")
+        assert ":p@" not in done.stderr
+
+    def test_driver_not_installed(self, tmp_path: Path) -> None:
+        """A driver that is not installed: says which extra to install."""
+        env = {"USAGE_SYNC_DATABASE_URL": "postgresql+pg8000://u@127.0.0.1/app"}
+        done = usage_sync("sync", env=env, cwd=tmp_path)
+        assert_one_problem(done, ExitCode.CONFIGURATION, "driver is not installed", "pip install")
+
+    @SERVERS
+    def test_wrong_password(self, original_db: OriginalDatabase, tmp_path: Path) -> None:
+        """A password the server refuses: access denied, exit 5, the password not shown."""
+        url = server_of(original_db).set(username="usync_nobody", password="s3cret-pw")
+        env = {"USAGE_SYNC_DATABASE_URL": url.render_as_string(hide_password=False)}
+        done = usage_sync("sync", env=env, cwd=tmp_path)
+        assert_one_problem(done, ExitCode.DATABASE_ACCESS_DENIED, "access denied", "password")
+        assert "s3cret-pw" not in done.stderr
+
+    @SERVERS
+    def test_server_down(self, original_db: OriginalDatabase, tmp_path: Path) -> None:
+        """No server on the port: the run could not happen, exit 2, with what to check."""
+        url = server_of(original_db).set(port=closed_port(), database="app")
+        env = {"USAGE_SYNC_DATABASE_URL": url.render_as_string(hide_password=False)}
+        done = usage_sync("sync", env=env, cwd=tmp_path)
+        assert_one_problem(done, ExitCode.NOT_RUN, "cannot connect to the server", "running")
+
+    @SERVERS
+    def test_missing_database(self, original_db: OriginalDatabase, tmp_path: Path) -> None:
+        """A database the server does not have is named as such, exit 6."""
+        url = server_of(original_db).set(database="usync_no_such_database")
+        env = {"USAGE_SYNC_DATABASE_URL": url.render_as_string(hide_password=False)}
+        done = usage_sync("enforce", "--dry-run", env=env, cwd=tmp_path)
+        assert_one_problem(done, ExitCode.DATABASE_MISSING, "the database does not exist")
+
+    def test_missing_tables(self, tmp_path: Path) -> None:
+        """An SQLite file without the app's tables: exit 7 and where to point the URL."""
+        (tmp_path / "other.sqlite").touch()
+        env = {"USAGE_SYNC_DATABASE_URL": "sqlite:///other.sqlite"}
+        done = usage_sync("sync", env=env, cwd=tmp_path)
+        assert_one_problem(done, ExitCode.MISSING_TABLES, "no usage tables", "db init")
+
+    @pytest.mark.parametrize("command", [("sync",), ("sync-one", "--config", "1"), ("tick",)])
+    def test_empty_directory(self, command: tuple[str, ...], tmp_path: Path) -> None:
+        """No database URL and no database here: says so, exit 6, and leaves no file behind."""
+        done = usage_sync(*command, env={}, cwd=tmp_path)
+        assert_one_problem(done, ExitCode.DATABASE_MISSING, "usage-sync.sqlite", "does not exist")
+        assert list(tmp_path.iterdir()) == []
+
+    def test_run_on_a_mistyped_path(self, app_db: str, tmp_path: Path) -> None:
+        """`run` on an SQLite path that does not exist stops at once instead of ticking."""
+        env = {"USAGE_SYNC_DATABASE_URL": app_db.replace("app.sqlite", "apq.sqlite")}
+        done = usage_sync("run", env=env, cwd=tmp_path, timeout=30)
+        assert_one_problem(done, ExitCode.DATABASE_MISSING, "apq.sqlite")
+        assert not (tmp_path / "apq.sqlite").exists()
+
+    def test_run_without_tables(self, tmp_path: Path) -> None:
+        """`run` on a database without the app's tables stops at once, naming them."""
+        (tmp_path / "empty.sqlite").touch()
+        env = {"USAGE_SYNC_DATABASE_URL": "sqlite:///empty.sqlite"}
+        done = usage_sync("run", env=env, cwd=tmp_path, timeout=30)
+        assert_one_problem(done, ExitCode.MISSING_TABLES, "reseller_configs")
+
+
+class TestEnvironment:
+    """Redis, the app key, the time zone and the log file."""
+
+    def test_redis_url_not_a_url(self, app_db: str, tmp_path: Path) -> None:
+        """A Redis URL without a scheme: configuration error with the expected form."""
+        env = {"USAGE_SYNC_DATABASE_URL": app_db, "USAGE_SYNC_REDIS_URL": "localhost:6379"}
+        done = usage_sync("tick", env=env, cwd=tmp_path)
+        assert_one_problem(done, ExitCode.CONFIGURATION, "USAGE_SYNC_REDIS_URL", "redis://")
+
+    @pytest.mark.parametrize("command", ["tick", "schedule", "sync", "worker", "scheduler"])
+    def test_redis_unreachable(self, command: str, app_db: str, tmp_path: Path) -> None:
+        """Nothing on the Redis port: every command that uses Redis says so at start, exit 8."""
+        redis_url = f"redis://:redis-s3cret@127.0.0.1:{closed_port()}/0"
+        env = {"USAGE_SYNC_DATABASE_URL": app_db, "USAGE_SYNC_REDIS_URL": redis_url}
+        done = usage_sync(command, env=env, cwd=tmp_path, timeout=30)
+        assert_one_problem(done, ExitCode.REDIS_UNAVAILABLE, "Redis cannot be reached")
+        assert "redis-s3cret" not in done.stderr
+
+    @pytest.mark.parametrize("key", ["base64:not-base64!", "base64:" + "QUJD" * 4, "short"])
+    @pytest.mark.parametrize("command", ["schedule", "sync", "tick"])
+    def test_malformed_app_key(self, key: str, command: str, app_db: str, tmp_path: Path) -> None:
+        """An app key that cannot be a key is refused at start by every command, exit 4."""
+        env = {"USAGE_SYNC_DATABASE_URL": app_db, "USAGE_SYNC_APP_KEY": key}
+        done = usage_sync(command, env=env, cwd=tmp_path)
+        assert_one_problem(done, ExitCode.APP_KEY, "USAGE_SYNC_APP_KEY", ".env")
+        assert key not in done.stderr
+
+    def test_unknown_time_zone(self, app_db: str, tmp_path: Path) -> None:
+        """A time zone that is not an IANA name: configuration error with an example."""
+        env = {"USAGE_SYNC_DATABASE_URL": app_db, "USAGE_SYNC_TIMEZONE": "Tehran"}
+        done = usage_sync("schedule", env=env, cwd=tmp_path)
+        assert_one_problem(done, ExitCode.CONFIGURATION, "USAGE_SYNC_TIMEZONE", "Europe/Berlin")
+
+    def test_log_file_under_a_file(self, app_db: str, tmp_path: Path) -> None:
+        """A log file whose directory is a file: configuration error naming the variable."""
+        (tmp_path / "logs").write_text("", encoding="utf-8")
+        env = {"USAGE_SYNC_DATABASE_URL": app_db, "USAGE_SYNC_LOG_FILE": str(tmp_path / "logs/x")}
+        done = usage_sync("sync", env=env, cwd=tmp_path)
+        assert_one_problem(done, ExitCode.CONFIGURATION, "USAGE_SYNC_LOG_FILE", "directory")
+
+
+class TestDebug:
+    """`--debug` or USAGE_SYNC_LOG_LEVEL=DEBUG add the traceback to the same lines."""
+
+    @pytest.mark.parametrize(
+        ("flags", "level"), [(("--debug",), "INFO"), ((), "DEBUG")], ids=["flag", "level"]
+    )
+    def test_traceback_on_request(self, flags: tuple[str, ...], level: str, tmp_path: Path) -> None:
+        """With debugging on, the error still ends in its line and code, after the traceback."""
+        env = {"USAGE_SYNC_LOG_LEVEL": level}
+        done = usage_sync(*flags, "sync", env=env, cwd=tmp_path)
+        assert done.returncode == ExitCode.DATABASE_MISSING, done.stderr
+        assert "Traceback" in done.stderr
+        assert "DatabaseMissingError" in done.stderr
+        assert done.stderr.strip().splitlines()[-2].startswith("❌")
