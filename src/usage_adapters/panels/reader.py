@@ -580,22 +580,24 @@ class PanelReader:
             batch_requests=len(batches),
             forced=forced,
         )
+        # A listing of an unknown size takes as many pages as the panel turns out to have.
+        known = total is not None or plan.strategy is not ReadStrategy.LISTING
+        requests = "request" if plan.requests == 1 else "requests"
         logger.info(
-            "%s read as %s: %d users wanted of %s, %d %s",
+            "%s read as %s: %d users wanted of %s%s",
             self._dialect.label,
             plan.strategy.value,
             len(wanted),
             "an unknown number" if total is None else total,
-            plan.requests,
-            "request" if plan.requests == 1 else "requests",
+            f", {plan.requests} {requests}" if known else "",
             extra=ctx(
                 panel_id=self.panel_id,
                 strategy=plan.strategy.value,
                 forced=forced is not None,
                 wanted=len(wanted),
                 total=total,
-                requests=plan.requests,
-                users_serialized=plan.users,
+                requests=plan.requests if known else None,
+                users_serialized=plan.users if known else None,
             ),
         )
         return plan, batches, None

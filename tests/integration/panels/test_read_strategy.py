@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import httpx
 import pytest
 from gateway_support import OpenSession, StartEmulator, reading
@@ -28,24 +30,30 @@ class TestCalibratedMarzban:
     """A 5,000-user Marzban that charges ~11.5 ms a serialized user, one request at a time."""
 
     def test_twenty_configs_cost_twenty_users(
-        self, start: StartEmulator, open_session: OpenSession
+        self, start: StartEmulator, open_session: OpenSession, caplog: pytest.LogCaptureFixture
     ) -> None:
         """20 of 5,000: one batch, 20 users serialized, a quarter second of panel time."""
+        caplog.set_level(logging.INFO)
         panel = start("marzban", users=users(5_000), realistic=True)
         results = open_session(panel).fetch_many(names(20, step=250))
         assert wrong(panel, results) == {}
+        said = [record.getMessage() for record in caplog.records]
+        assert "Marzban read as batches: 20 users wanted of an unknown number, 1 request" in said
         counts = panel.counts
         assert (counts.logins, counts.list_pages, counts.user_gets) == (1, 1, 0)
         assert counts.users_serialized == 20
         assert panel.stats().panel_s < 0.5
 
     def test_two_hundred_configs_probe_the_total_then_batch(
-        self, start: StartEmulator, open_session: OpenSession
+        self, start: StartEmulator, open_session: OpenSession, caplog: pytest.LogCaptureFixture
     ) -> None:
         """200 of 5,000: a one-user probe, then four batches of 50: 201 users serialized."""
+        caplog.set_level(logging.INFO)
         panel = start("marzban", users=users(5_000), cost=COUNTED)
         results = open_session(panel).fetch_many(names(200, step=25))
         assert wrong(panel, results) == {}
+        said = [record.getMessage() for record in caplog.records]
+        assert "Marzban read as batches: 200 users wanted of 5000, 4 requests" in said
         counts = panel.counts
         assert (counts.list_pages, counts.user_gets, counts.users_serialized) == (5, 0, 201)
 
