@@ -557,7 +557,8 @@ def health(
 ) -> None:
     """Exit 0 when runs succeed on time, the lock is not stuck and every panel answers; else 1.
 
-    For a Docker HEALTHCHECK or a systemd timer; the reasons are printed.
+    For a Docker HEALTHCHECK or a systemd timer; the reasons are printed. Exit 2 and up: the
+    check could not be made (database or Redis unusable), with the code of that error.
     """
     from usage_entrypoints.health_check import check_health, health_lines  # noqa: PLC0415
 
@@ -568,7 +569,7 @@ def health(
     else:
         _echo_lines(health_lines(report))
     if not report.healthy:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.SOME_FAILED)
 
 
 @app.command("metrics")
@@ -591,7 +592,7 @@ def metrics(
     try:
         write_textfile(output, text)
     except OSError as exc:
-        _fail(f"cannot write {output}: {exc.strerror or exc}", 2)
+        _fail(f"cannot write {output}: {exc.strerror or exc}", ExitCode.NOT_RUN)
 
 
 @app.command("demo")

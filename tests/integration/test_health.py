@@ -72,6 +72,17 @@ class TestHealth:
             "(allowed: 1200 s, twice the 5-minute interval plus the 600 s job timeout)"
         )
 
+    def test_a_check_that_cannot_be_made_exits_with_the_errors_code(self, tmp_path: Path) -> None:
+        """Redis unreachable: not 0 or 1 but Redis's code, 8, with one line saying so."""
+        env, _ = standalone(tmp_path)
+        port = closed_port_url().rsplit(":", 1)[1]
+        done = usage_sync(
+            {**env, "USAGE_SYNC_REDIS_URL": f"redis://127.0.0.1:{port}/0"}, tmp_path, "health"
+        )
+        assert done.returncode == 8
+        assert done.stderr.startswith("❌ Redis cannot be reached")
+        assert "Traceback" not in done.stderr
+
     def test_a_panel_down_three_runs_in_a_row(self, tmp_path: Path) -> None:
         """Three syncs with one panel down: its streak is 3 in `schedule`, and `health` names it.
 
