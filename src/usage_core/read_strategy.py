@@ -115,10 +115,13 @@ def needs_total(batch_requests: int, costs: ReadCosts) -> bool:
     """True when the choice depends on the panel's size, so its `total` is worth a probe.
 
     One batch never costs more than the listing (it serializes at most the
-    users the listing would, in one request), and a panel without an exact
-    filter or without a `total` keeps its listing.
+    users the listing would, in one request), and a panel without a `total`
+    keeps its listing. A panel with a `total` but no exact filter (Remnawave)
+    chooses between its listing and single reads by it.
     """
-    return costs.batches and costs.reports_total and batch_requests > 1
+    if not costs.reports_total:
+        return False
+    return batch_requests > 1 if costs.batches else True
 
 
 def choose(
@@ -132,7 +135,8 @@ def choose(
     """The plan that asks the panel for the least work, or the forced one where it can be had.
 
     Without an exact filter the panel is listed (batches forced there are
-    read as a listing). With one, and `total` unknown, one batch is chosen
+    read as a listing), unless it says how many users it holds and single
+    reads are less work. With one, and `total` unknown, one batch is chosen
     when the names fit in it, the listing otherwise (as if `total` were
     unknown because the probe failed). Ties go to batches, then the listing.
     """
@@ -147,7 +151,10 @@ def choose(
     if forced is not None:
         return plan(forced)
     if not costs.batches:
-        return plan(ReadStrategy.LISTING)
+        if total is None or not costs.reports_total:
+            return plan(ReadStrategy.LISTING)
+        listed, single = plan(ReadStrategy.LISTING), plan(ReadStrategy.SINGLES)
+        return single if single.work(costs) < listed.work(costs) else listed
     batches = plan(ReadStrategy.BATCHES)
     if total is None:
         return batches if batches.requests <= 1 else plan(ReadStrategy.LISTING)

@@ -109,9 +109,12 @@ class TestRemnawaveEndToEnd:
         assert fetch_row(db.engine, "reseller_configs", 1)["usage_bytes"] == ALICE
         assert fetch_row(db.engine, "reseller_configs", 2)["usage_bytes"] == BOB
         assert fetch_row(db.engine, "resellers", 45)["traffic_used_bytes"] == ALICE + BOB
-        assert remnawave.counts.list_pages == 1
+        # The `total` probe, then the one stream page: both users are wanted.
+        assert remnawave.counts.list_pages == 2
         assert remnawave.counts.logins == 0
-        assert "Remnawave users listed: 2 users in 1 page" in log_file.read_text(encoding="utf-8")
+        log = log_file.read_text(encoding="utf-8")
+        assert "Remnawave read as listing: 2 users wanted of 2" in log
+        assert "Remnawave users listed: 2 users in 1 page" in log
 
     @pytest.mark.parametrize("command", ["sync", "sync-one"])
     def test_reset_and_regrowth_between_syncs_loses_nothing(

@@ -127,12 +127,11 @@ class Listing(Protocol):
 
 
 @runtime_checkable
-class SelectiveListing(Listing, Protocol):
-    """A listing that also answers an exact username filter and says how many users it has.
+class CountedListing(Listing, Protocol):
+    """A listing whose panel says how many users it holds, and what reading costs it.
 
-    Marzban, PasarGuard and Marzneshin: a repeated `username=` query
-    parameter returns only those users, and a one-item page carries `total`.
-    The reader then picks the listing, batches or single reads by cost.
+    The reader then picks the listing or single reads by cost (Remnawave),
+    or, for a `SelectiveListing`, exact batches as well.
     """
 
     @property
@@ -145,21 +144,31 @@ class SelectiveListing(Listing, Protocol):
         """Pages (and batches) the panel tolerates in flight, or None for no limit of its own."""
         ...
 
+    def probe(self) -> tuple[str, QueryParams]:
+        """The path and query of a one-item page, for its `total`."""
+        ...
+
+    def read_total(self, decoded: object) -> int | str:
+        """How many users a reply says the panel holds, or why it says nothing."""
+        ...
+
+
+@runtime_checkable
+class SelectiveListing(CountedListing, Protocol):
+    """A counted listing that also answers an exact username filter.
+
+    Marzban, PasarGuard and Marzneshin: a repeated `username=` query
+    parameter returns only those users, and a one-item page carries `total`.
+    The reader then picks the listing, batches or single reads by cost.
+    """
+
     @property
     def least_batch(self) -> int:
         """Names one batch must carry (2 where a single value is a substring match)."""
         ...
 
-    def probe(self) -> tuple[str, QueryParams]:
-        """The path and query of a one-item page, for its `total`."""
-        ...
-
     def batch(self, names: Sequence[str]) -> tuple[str, QueryParams]:
         """The path and query that return exactly the users `names`."""
-        ...
-
-    def read_total(self, decoded: object) -> int | str:
-        """How many users a reply says the panel holds, or why it says nothing."""
         ...
 
 

@@ -7,7 +7,9 @@ A batch of users (`fetch_many`) is read the same way on every panel:
    username filter (`SelectiveListing`), exact batches of names, the full
    listing or single reads, whichever asks the panel to serialize the fewest
    users; a one-item page tells the panel's `total` when the choice depends
-   on it. `extra.usage_sync_read_strategy` forces one. Other panels are listed;
+   on it. A panel that says its `total` but has no such filter
+   (`CountedListing`: Remnawave) is listed or read singly by the same rule.
+   `extra.usage_sync_read_strategy` forces one. Other panels are listed;
 3. the bulk listing, its pages fetched concurrently where it pages (at most
    the panel type's page concurrency: Marzban one; one after the other where
    each page names the next: a keyset listing), or the batches, keeping
@@ -50,7 +52,13 @@ from urllib.parse import quote
 
 import attrs
 
-from usage_adapters.panels.dialect import Listing, Page, PanelDialect, SelectiveListing
+from usage_adapters.panels.dialect import (
+    CountedListing,
+    Listing,
+    Page,
+    PanelDialect,
+    SelectiveListing,
+)
 from usage_adapters.panels.http import (
     OUT_OF_TIME,
     HttpChannel,
@@ -539,7 +547,7 @@ class PanelReader:
 
     def _page_concurrency(self) -> int | None:
         listing = self._dialect.listing
-        own = listing.page_concurrency if isinstance(listing, SelectiveListing) else None
+        own = listing.page_concurrency if isinstance(listing, CountedListing) else None
         return self._options.page_concurrency or own
 
     def _choose(
@@ -551,18 +559,20 @@ class PanelReader:
         """
         listing = self._dialect.listing
         forced = self._options.strategy
-        if not isinstance(listing, SelectiveListing):
+        if not isinstance(listing, CountedListing):
             fallback = ReadStrategy.SINGLES if forced is ReadStrategy.SINGLES else None
             plan = choose(needed=len(wanted), total=None, costs=NO_FILTER, forced=fallback)
             return plan, [], None
         costs = listing.costs
-        batches = batches_of(
-            wanted,
-            size=costs.batch_size,
-            max_chars=MAX_BATCH_QUERY_CHARS,
-            chars=batch_query_chars,
-            least=listing.least_batch,
-        )
+        batches: list[tuple[str, ...]] = []
+        if isinstance(listing, SelectiveListing):
+            batches = batches_of(
+                wanted,
+                size=costs.batch_size,
+                max_chars=MAX_BATCH_QUERY_CHARS,
+                chars=batch_query_chars,
+                least=listing.least_batch,
+            )
         total: int | None = None
         if forced is None and needs_total(len(batches), costs):
             probed = self._probe_total(listing, batch)
@@ -602,9 +612,7 @@ class PanelReader:
         )
         return plan, batches, None
 
-    def _probe_total(
-        self, listing: SelectiveListing, batch: Batch
-    ) -> int | TransportProblem | None:
+    def _probe_total(self, listing: CountedListing, batch: Batch) -> int | TransportProblem | None:
         """How many users the panel holds, from a one-item page; why not, when it would not say.
 
         None for a reply without a usable `total`; the transport problem when

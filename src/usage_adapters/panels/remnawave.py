@@ -47,12 +47,14 @@ from usage_adapters.panels.options import ReadOptions
 from usage_adapters.panels.writes import Answer, answer, done
 from usage_core.log import ctx
 from usage_core.model import Panel
+from usage_core.read_strategy import ReadCosts
 from usage_core.readings import (
     CounterReading,
     HardFailure,
     RemoteResult,
     UsageResult,
     parse_remnawave_stream,
+    parse_remnawave_total,
     parse_remnawave_user,
     parse_remnawave_user_object,
 )
@@ -61,6 +63,10 @@ logger = logging.getLogger(__name__)
 
 LABEL = "Remnawave"
 STREAM_ROUTE = "/api/users/stream"
+USERS_ROUTE = "/api/users"
+# A request costs the panel about two serialized users: Marzban's measured figure,
+# taken for Remnawave too (not measured on a real Remnawave).
+REQUEST_COST = 2.0
 LOGIN_ROUTE = "/api/auth/login"
 # The stream's `size` is validated as 1..1000 (a 400 beyond).
 MAX_PAGE_SIZE = 1000
@@ -177,10 +183,29 @@ def _access_token(reply: Reply) -> str | None:
 
 @attrs.frozen
 class RemnawaveListing:
-    """`GET /api/users/stream`: users by id, `size` a page, each page naming the next."""
+    """`GET /api/users/stream`: users by id, `size` a page, each page naming the next.
+
+    It filters by no username, but the offset listing `GET /api/users` says
+    how many users the panel holds: few users of many are read singly.
+    """
 
     size: int
     item_key: str = "username"
+    # Pages are fetched one after the other; single reads have no limit of their own.
+    page_concurrency: int | None = None
+
+    @property
+    def costs(self) -> ReadCosts:
+        """Pages of `size`, no exact filter, a `total` from the offset listing."""
+        return ReadCosts(REQUEST_COST, self.size, reports_total=True)
+
+    def probe(self) -> tuple[str, QueryParams]:
+        """A one-user page of the offset listing: `start=0&size=1`."""
+        return USERS_ROUTE, (("start", 0), ("size", 1))
+
+    def read_total(self, decoded: object) -> int | str:
+        """`response.total`."""
+        return parse_remnawave_total(decoded)
 
     def request(self, number: int) -> tuple[str, QueryParams]:
         """The first page: no cursor."""

@@ -31,6 +31,7 @@ from usage_core.readings.marzban import (
 from usage_core.readings.remnawave import (
     StreamPage,
     parse_remnawave_stream,
+    parse_remnawave_total,
     parse_remnawave_user,
     parse_remnawave_user_object,
 )
@@ -59,6 +60,7 @@ __all__ = [
     "parse_marzneshin_user",
     "parse_marzneshin_users_page",
     "parse_remnawave_stream",
+    "parse_remnawave_total",
     "parse_remnawave_user",
     "parse_remnawave_user_object",
     "parse_xui_client_traffic",

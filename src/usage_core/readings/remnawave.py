@@ -20,6 +20,7 @@ from usage_core.readings.base import (
     byte_count,
     json_object,
     preview,
+    whole_number,
 )
 
 _USED = "usedTrafficBytes"
@@ -112,3 +113,13 @@ def parse_remnawave_stream(reply: object) -> StreamPage | str:
     if cursor is None:
         return f"hasMore without a usable nextCursor: {preview(body.get('nextCursor'))}"
     return StreamPage(users, cursor)
+
+
+def parse_remnawave_total(reply: object) -> int | str:
+    """How many users a `GET /api/users` reply says the panel holds: `response.total`."""
+    root = json_object(reply)
+    body = json_object(root.get("response")) if root is not None else None
+    total = whole_number(body.get("total")) if body is not None else None
+    if total is None or total < 0:
+        return "the reply has no response.total"
+    return total

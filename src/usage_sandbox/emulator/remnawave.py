@@ -160,6 +160,7 @@ def _number(raw: str) -> float | None:
 
 class RemnawaveApp(PanelApp):
     """Remnawave 3.3: `/api/auth/login`, `/api/users/by-username/{u}`, `/api/users/stream`,
+    the offset listing `/api/users` (with `total`), and
     `POST /api/users/{id}/actions/enable|disable|reset-traffic`.
 
     `version` "2.8" routes the actions by the user's `uuid` (sent in every user
@@ -182,6 +183,7 @@ class RemnawaveApp(PanelApp):
 
     def add_routes(self, router: Router) -> None:
         router.add("POST", "/api/auth/login", self.log_in)
+        router.add("GET", "/api/users", self.scoped("list", "read", self.list_users))
         if self.version != "2.2":
             router.add("GET", "/api/users/stream", self.scoped("stream", "read", self.stream_users))
         router.add(
@@ -296,6 +298,25 @@ class RemnawaveApp(PanelApp):
                 {"response": self.render(user, self.users.id_of(user.username))}
             ),
             lambda _: coded_error(request, NOT_FOUND_BY_UNIQUE),
+        )
+
+    def list_users(self, request: Request, params: Mapping[str, str]) -> Response:
+        """The offset listing: `start` (default 0), `size` 1..1000 (default 25), and `total`."""
+        self.count("list_pages")
+        raw_start, raw_size = request.param("start"), request.param("size")
+        start = 0.0 if raw_start is None else _number(raw_start)
+        size = 25.0 if raw_size is None else _number(raw_size)
+        if start is None or size is None:
+            field = "start" if start is None else "size"
+            return validation_failed(field, "invalid_type", "Invalid input: expected number")
+        if not 1 <= size <= STREAM_MAX_SIZE:
+            return validation_failed("size", "too_big", "Too big: expected number to be <=1000")
+        names, _ = self._listed_ids()
+        first = max(0, int(start))
+        listed = self.users.entries(names[first : first + int(size)])
+        items = self.fragments(listed, "remnawave", self.render)
+        return json_text_reply(
+            '{"response":{"users":' + json_array(items) + f',"total":{len(names)}}}}}'
         )
 
     def stream_users(self, request: Request, params: Mapping[str, str]) -> Response:

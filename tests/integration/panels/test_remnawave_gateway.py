@@ -3,6 +3,7 @@ nested counters with the lifetime beside them, and set-state by the user's id.""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -14,6 +15,7 @@ from usage_adapters.panels import HttpxPanelClients
 from usage_adapters.panels.kept_logins import LoginKeeper, MemoryLoginStore
 from usage_core.model import PANEL_TYPE_KEY
 from usage_core.ports import PanelSession
+from usage_core.readings import UsageResult
 from usage_sandbox.emulator import EmulatedUser, Fault, PanelEmulator
 
 pytestmark = pytest.mark.timeout(30)
@@ -24,6 +26,11 @@ PROXIED = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
 def remnawave_row(**extra: object) -> dict[str, Any]:
     """`panel_for` options of a row naming Remnawave in its `extra` (the enum cannot)."""
     return {"panel_type": "other", "extra": {PANEL_TYPE_KEY: "remnawave", **extra}}
+
+
+def counters(results: Mapping[str, UsageResult]) -> dict[str, int]:
+    """Each name's counter, failing the test on any failure."""
+    return {name: reading(result).bytes for name, result in results.items()}
 
 
 def open_remnawave(open_session: OpenSession, panel: PanelEmulator, **row: Any) -> PanelSession:
@@ -162,13 +169,24 @@ class TestKeysetListing:
     """`GET /api/users/stream?cursor&size`: pages one after the other, by cursor."""
 
     def test_pages_follow_the_cursor(self, start: StartEmulator, open_session: OpenSession) -> None:
-        """Seven users in pages of three: three pages, no single read, every counter right."""
+        """Everyone of seven in pages of three: the total probe, three pages, no single read."""
         users = {f"user{i}": i * 1_000 for i in range(1, 8)}
         panel = start("remnawave", users=users)
         session = open_remnawave(open_session, panel, extra={"sync_page_size": 3})
-        results = session.fetch_many(sorted(users))
-        assert {name: reading(r).bytes for name, r in results.items()} == users
-        assert (panel.counts.list_pages, panel.counts.user_gets) == (3, 0)
+        assert counters(session.fetch_many(sorted(users))) == users
+        assert (panel.counts.list_pages, panel.counts.user_gets) == (1 + 3, 0)
+
+    def test_few_users_of_many_are_read_singly(
+        self, start: StartEmulator, open_session: OpenSession
+    ) -> None:
+        """20 of 5,000: the probe says 5,000, so 20 single reads instead of 5,000 users listed."""
+        users = {f"user{i:04d}": i for i in range(1, 5_001)}
+        panel = start("remnawave", users=users)
+        wanted = [f"user{i:04d}" for i in range(1, 5_001, 250)]
+        results = open_remnawave(open_session, panel).fetch_many(wanted)
+        assert counters(results) == {name: users[name] for name in wanted}
+        counts = panel.counts
+        assert (counts.list_pages, counts.user_gets, counts.users_serialized) == (1, 20, 21)
 
     def test_page_size_is_capped_at_1000(
         self, start: StartEmulator, open_session: OpenSession
@@ -176,7 +194,8 @@ class TestKeysetListing:
         """A page size above the panel's 1,000 is clamped rather than refused with a 400."""
         users = {f"user{i:04d}": i for i in range(1, 1_202)}
         panel = start("remnawave", users=users)
-        session = open_remnawave(open_session, panel, extra={"sync_page_size": 5_000})
+        extra = {"sync_page_size": 5_000, "usage_sync_read_strategy": "listing"}
+        session = open_remnawave(open_session, panel, extra=extra)
         results = session.fetch_many(["user0001", "user1201"])
         assert reading(results["user1201"]).bytes == 1_201
         assert (panel.counts.list_pages, panel.counts.user_gets) == (2, 0)
@@ -190,8 +209,8 @@ class TestKeysetListing:
         panel.set_list_fault(2, Fault.http_status(500))
         session = open_remnawave(open_session, panel, extra={"sync_page_size": 2})
         results = session.fetch_many(sorted(users))
-        assert {name: reading(r).bytes for name, r in results.items()} == users
-        assert (panel.counts.list_pages, panel.counts.user_gets) == (2, 4)
+        assert counters(results) == users
+        assert (panel.counts.list_pages, panel.counts.user_gets) == (1 + 2, 4)
 
     def test_a_cursor_that_does_not_move_ends_the_listing(
         self, start: StartEmulator, open_session: OpenSession
@@ -210,8 +229,8 @@ class TestKeysetListing:
             panel.set_list_fault(page, Fault.reply(stuck))
         session = open_remnawave(open_session, panel, extra={"sync_page_size": 2})
         results = session.fetch_many(sorted(users))
-        assert {name: reading(r).bytes for name, r in results.items()} == users
-        assert panel.counts.list_pages == 2
+        assert counters(results) == users
+        assert panel.counts.list_pages == 1 + 2
 
     def test_an_oversized_page_request_is_a_validation_error(self, start: StartEmulator) -> None:
         """The emulator refuses `size` above 1,000 with nestjs-zod's 400, as the panel does."""
@@ -245,12 +264,12 @@ class TestTokenScopes:
     def test_a_token_without_the_stream_scope_reads_singly(
         self, start: StartEmulator, open_session: OpenSession
     ) -> None:
-        """Only `users:by-username`: the listing is refused and every user is read singly."""
+        """Only `users:by-username`: the probe and the listing are refused, users read singly."""
         users = {"alice": 5, "bob": 6}
         panel = start("remnawave", users=users, remnawave_scopes=["users:by-username"])
         results = open_remnawave(open_session, panel).fetch_many(sorted(users))
-        assert {name: reading(r).bytes for name, r in results.items()} == users
-        assert (panel.counts.rejected, panel.counts.user_gets) == (1, 2)
+        assert counters(results) == users
+        assert (panel.counts.rejected, panel.counts.user_gets) == (2, 2)
 
 
 class TestSetState:
@@ -343,7 +362,7 @@ class TestOlderVersions:
         assert (single.bytes, single.lifetime_bytes) == (7_000, 7_000)
         panel.reset_counts()
         results = session.fetch_many(sorted(users))
-        assert {name: reading(r).bytes for name, r in results.items()} == users
+        assert counters(results) == users
         streamed = version != "2.2"
         assert panel.counts.user_gets == (0 if streamed else 2)
         off = session.set_enabled("bob", False)

@@ -53,6 +53,18 @@ def test_panels_without_a_filter_keep_their_listing() -> None:
     assert forced.strategy is ReadStrategy.LISTING
 
 
+def test_a_counted_panel_without_a_filter_reads_few_users_singly() -> None:
+    """Remnawave says its total but filters by no name: 20 of 5,000 singly, 5,000 listed."""
+    costs = ReadCosts(request_cost=2.0, page_size=1_000, reports_total=True)
+    assert needs_total(0, costs)
+    few = choose(needed=20, total=5_000, costs=costs)
+    assert (few.strategy, few.requests, few.users) == (ReadStrategy.SINGLES, 20, 20)
+    everyone = choose(needed=5_000, total=5_000, costs=costs)
+    assert (everyone.strategy, everyone.requests) == (ReadStrategy.LISTING, 5)
+    assert choose(needed=20, total=None, costs=costs).strategy is ReadStrategy.LISTING
+    assert not needs_total(0, UNFILTERED)
+
+
 def test_an_unknown_total_lists_unless_one_batch_holds_everyone() -> None:
     """A failed probe: one batch still wins; several batches fall back to the listing."""
     assert choose(needed=50, total=None, costs=MARZBAN).strategy is ReadStrategy.BATCHES
@@ -75,9 +87,10 @@ def test_the_choice_is_never_more_work_than_the_alternatives(
 ) -> None:
     """With the total known, no strategy the panel offers costs less than the chosen one."""
     chosen = choose(needed=needed, total=total, costs=costs)
-    if total is None or not costs.batches:
+    if total is None or not (costs.batches or costs.reports_total):
         return
-    for strategy in ReadStrategy:
+    offered = ReadStrategy if costs.batches else (ReadStrategy.LISTING, ReadStrategy.SINGLES)
+    for strategy in offered:
         other = plan_for(strategy, needed=needed, total=total, costs=costs)
         assert chosen.work(costs) <= other.work(costs)
 

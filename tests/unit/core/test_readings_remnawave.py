@@ -10,6 +10,7 @@ from usage_core.readings import (
     HardFailure,
     StreamPage,
     parse_remnawave_stream,
+    parse_remnawave_total,
     parse_remnawave_user,
     parse_remnawave_user_object,
 )
@@ -105,3 +106,10 @@ class TestStream:
     def test_never_raises(self, reply: Any) -> None:
         """Any JSON value parses to a page or a reason."""
         assert isinstance(parse_remnawave_stream(reply), StreamPage | str)
+
+
+def test_total_of_the_offset_listing() -> None:
+    """`GET /api/users` says how many users the panel holds in `response.total`."""
+    assert parse_remnawave_total({"response": {"users": [], "total": 5_021}}) == 5_021
+    for reply in ({"response": {"total": -1}}, {"response": {"total": "7"}}, {"total": 7}, []):
+        assert parse_remnawave_total(reply) == "the reply has no response.total", reply
