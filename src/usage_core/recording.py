@@ -26,6 +26,7 @@ def log_fetch_result(
     result: UsageResult,
     *,
     success_level: int = logging.INFO,
+    failure_level: int = logging.WARNING,
 ) -> None:
     """Log a fetch outcome in the original job's words."""
     if isinstance(result, CounterReading):
@@ -38,8 +39,9 @@ def log_fetch_result(
                 result.bytes,
                 extra=ctx(config_id=config_id),
             )
-    else:
-        logger.warning(
+    elif logger.isEnabledFor(failure_level):
+        logger.log(
+            failure_level,
             "%s usage fetch failed for user %s (hard failure)",
             label,
             username,

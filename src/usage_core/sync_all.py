@@ -37,7 +37,8 @@ from usage_core.targets import PanelDirectory
 
 logger = logging.getLogger(__name__)
 
-Progress = Callable[[int, int], None]
+# Called with the summary so far each time a panel's configs are counted.
+Progress = Callable[[SyncSummary], None]
 WRITE_BATCH = 5000
 
 
@@ -62,7 +63,7 @@ class SyncAllUsage:
         panel_ids: frozenset[int] | None = None,
         update_totals: bool = True,
     ) -> SyncSummary:
-        """Run one full sync; `progress(done, total)` is called as configs finish.
+        """Run one full sync; `progress(summary)` is called as each panel's configs finish.
 
         With `panel_ids`, only those panels' configs are synced (one job of a
         fan-out); `update_totals=False` leaves reseller totals to a final job.
@@ -91,7 +92,7 @@ class SyncAllUsage:
         for job, results in self._fetch(plan.jobs):
             after.update(self._apply(job, results, summary))
             if progress is not None:
-                progress(summary.done, summary.configs)
+                progress(summary)
         if update_totals:
             self._update_totals(work, after, summary)
         summary.finished_at = self.clock.now()
@@ -161,13 +162,18 @@ class SyncAllUsage:
     ) -> dict[int, LedgerState]:
         """Apply one panel's readings through the ledger; the states now stored."""
         steps: list[tuple[Target, LedgerStep]] = []
-        for target in job.targets:
-            config = target.item.config
-            result: UsageResult = (
+        found = {
+            target.username: (
                 HardFailure("the panel failed")
                 if results is None
                 else results.get(target.username, HardFailure("no result for this user"))
             )
+            for target in job.targets
+        }
+        panel_down = _panel_wide_failure(job, found)
+        for target in job.targets:
+            config = target.item.config
+            result = found[target.username]
             # The original logged each config's usage for Eylandoo only.
             eylandoo = target.type_name == PanelType.EYLANDOO
             log_fetch_result(
@@ -177,6 +183,8 @@ class SyncAllUsage:
                 job.panel,
                 result,
                 success_level=logging.INFO if eylandoo else logging.DEBUG,
+                # A panel that failed as a whole is one line (below), not one per config.
+                failure_level=logging.DEBUG if panel_down else logging.WARNING,
             )
             read = isinstance(result, CounterReading)
             summary.panel_read(job.panel.id, target.type_name, ok=read)
@@ -287,6 +295,23 @@ class SyncAllUsage:
             _log_failure(exc, "Failed to store the totals of %s resellers", len(changed))
             return
         summary.resellers_updated = len(changed)
+
+
+def _panel_wide_failure(job: PanelJob, found: dict[str, UsageResult]) -> bool:
+    """Log one line when every config of a panel failed for one reason; True then."""
+    failures = [r for r in found.values() if isinstance(r, HardFailure)]
+    reasons = {failure.reason for failure in failures}
+    if len(job.targets) < 2 or len(failures) < len(found) or len(reasons) != 1:
+        return False
+    (reason,) = reasons
+    logger.warning(
+        "Panel %s failed for all its %s configs: %s",
+        job.panel.id,
+        len(job.targets),
+        reason,
+        extra=ctx(panel_id=job.panel.id, panel_url=job.panel.display_url, reason=reason),
+    )
+    return True
 
 
 def _log_failure(exc: Exception, message: str, *args: object) -> None:

@@ -7,18 +7,19 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 from usage_core.errors import MissingTablesError, UsageSyncError
 from usage_core.interval import INTERVAL_SETTING_KEY, parse_interval
 from usage_entrypoints import sync_one_output as out
+from usage_entrypoints.console import keep_per_config_lines_off_the_terminal, progress_bar
 from usage_entrypoints.exit_codes import ExitCode, exit_code_for, exit_code_of_outcome
 from usage_entrypoints.problems import explain
 from usage_entrypoints.run_report import enforcement_lines, summary_lines
@@ -283,6 +284,9 @@ def tick(
 @app.command("sync")
 def sync(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="On a terminal, show each config's lines too.")
+    ] = False,
 ) -> None:
     """Run one full sync now, holding the job's unique lock while it runs.
 
@@ -292,7 +296,9 @@ def sync(
     with _container() as container:
         _check_database(container)
         show_bar = not as_json and sys.stdout.isatty()
-        with _progress(show_bar) as progress:
+        if show_bar and not verbose:
+            keep_per_config_lines_off_the_terminal()
+        with progress_bar(show_bar) as progress:
             document = container.sync_run().now(progress)
     if as_json:
         typer.echo(json.dumps(document, indent=2))
@@ -330,25 +336,6 @@ def enforce(
     else:
         _echo_lines(enforcement_lines(document))
     raise typer.Exit(exit_code_of_outcome(report.remote.failed))
-
-
-@contextmanager
-def _progress(show: bool) -> Iterator[Callable[[int, int], None] | None]:
-    """A progress callback drawing a bar on the terminal, or None."""
-    if not show:
-        yield None
-        return
-    with ExitStack() as stack:
-        bars: list[Any] = []
-        done = [0]
-
-        def update(count: int, total: int) -> None:
-            if not bars:
-                bars.append(stack.enter_context(typer.progressbar(length=total, label="Syncing")))
-            bars[0].update(count - done[0])
-            done[0] = count
-
-        yield update
 
 
 def _check_database(container: Container, *, create_standalone: bool = False) -> None:

@@ -22,7 +22,7 @@ _SECRET_FIELDS = re.compile(
     ([^"'&,\s}]+)
     """
 )
-_HANDLER_NAME = "usage-sync"
+HANDLER_NAME = "usage-sync"
 _BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]+")
 
 
@@ -146,10 +146,10 @@ def configure_logging(
         handler = logging.StreamHandler(stream or sys.stderr)
     formatter = JsonFormatter(zone) if log_format == "json" else LaravelTextFormatter(zone)
     handler.setFormatter(formatter)
-    handler.set_name(_HANDLER_NAME)
+    handler.set_name(HANDLER_NAME)
     root = logging.getLogger()
     # Replace only our own handler, so that configuring twice does not double lines.
-    for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
+    for old in [h for h in root.handlers if h.get_name() == HANDLER_NAME]:
         root.removeHandler(old)
         old.close()
     root.addHandler(handler)

@@ -218,12 +218,12 @@ class TestSyncAll:
             use_case()
 
     def test_progress_reaches_the_total(self) -> None:
-        """The progress callback ends at (configs, configs)."""
+        """The progress callback ends with every config counted, per panel type."""
         configs = [cfg(i, 1, 2, f"u{i}") for i in range(1, 4)] + [cfg(9, 1, 2, "")]
         use_case, _, _, _ = run(configs, {2: {}}, [1])
-        seen: list[tuple[int, int]] = []
-        use_case(progress=lambda done, total: seen.append((done, total)))
-        assert seen[-1] == (4, 4)
+        seen: list[tuple[int, int, int]] = []
+        use_case(progress=lambda s: seen.append((s.done, s.configs, s.counts["marzban"]["failed"])))
+        assert seen[-1] == (4, 4, 3)
 
     def test_row_changed_under_the_batch_is_retried(self) -> None:
         """The app's reset between the read and the batch write is kept, and growth added."""
