@@ -5,12 +5,13 @@ import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
 from original_rows import PANEL_PASSWORD, TEST_APP_KEY, insert_config, insert_panel, insert_reseller
 from original_schema import apply_original_schema
-from redis_support import restored_logging
+from redis_support import RedisDb, claimed_redis_db, restored_logging
 from sqlalchemy import Engine, create_engine
 
 from usage_adapters.file_lock import FileLock
@@ -87,6 +88,12 @@ def test_every_documented_variable_is_covered_here() -> None:
 
 def test_redis_mode_values_arrive(app_db, container_for, tmp_path: Path) -> None:
     """Each variable of a Redis deployment is found in the object that uses it."""
+    # Commands check Redis when they start, so the URL names a live server.
+    with claimed_redis_db() as redis_db:
+        _redis_mode_values_arrive(app_db, container_for, tmp_path, redis_db)
+
+
+def _redis_mode_values_arrive(app_db, container_for, tmp_path: Path, redis_db: RedisDb) -> None:
     url, engine = app_db
     log_file = tmp_path / "logs" / "usage-sync.log"
     env = {
@@ -97,7 +104,7 @@ def test_redis_mode_values_arrive(app_db, container_for, tmp_path: Path) -> None
         "USAGE_SYNC_LOG_FORMAT": "json",
         "USAGE_SYNC_LOG_LEVEL": "WARNING",
         "USAGE_SYNC_HTTP_TIMEOUT": "7.5",
-        "USAGE_SYNC_REDIS_URL": "redis://127.0.0.1:6399/7",
+        "USAGE_SYNC_REDIS_URL": redis_db.url,
         "USAGE_SYNC_QUEUE": "q-wired",
         "USAGE_SYNC_FANOUT": "panel",
         "USAGE_SYNC_PANEL_BUDGET": "33",
@@ -127,10 +134,11 @@ def test_redis_mode_values_arrive(app_db, container_for, tmp_path: Path) -> None
     assert clients.panel_budget_s == 33
 
     redis_kwargs = container.redis().connection_pool.connection_kwargs
+    server = urlsplit(redis_db.url)
     assert (redis_kwargs["host"], redis_kwargs["port"], redis_kwargs["db"]) == (
-        "127.0.0.1",
-        6399,
-        7,
+        server.hostname,
+        server.port or 6379,
+        redis_db.number,
     )
     queue = container.queue()
     assert isinstance(queue, RqJobQueue)
