@@ -164,16 +164,22 @@ def _added_configs(
 def _streaks(
     before: Mapping[str, PanelStreak], per_panel: object, at: str | None
 ) -> dict[str, PanelStreak]:
-    """The streaks after one run; panels the run did not read keep theirs."""
-    streaks = dict(before)
+    """The streaks after one run, of the panels it read.
+
+    A finished run reads every panel that has configs to sync, so a panel it did
+    not read was deleted or lost its configs: it is forgotten, and a streak it
+    had can no longer keep the health check red. A summary without `per_panel`
+    (written before it existed) leaves the streaks as they were.
+    """
     if not isinstance(per_panel, Mapping):
-        return streaks
+        return dict(before)
+    streaks = {}
     for panel_id, reads in per_panel.items():
         if not isinstance(reads, Mapping):
             continue
         panel_type = str(reads.get("type", ""))
         up = _int(reads.get("read")) > 0 or _int(reads.get("failed")) == 0
-        old = streaks.get(str(panel_id), PanelStreak(panel_type=panel_type, up=up))
+        old = before.get(str(panel_id), PanelStreak(panel_type=panel_type, up=up))
         if up:
             streaks[str(panel_id)] = attrs.evolve(
                 old, panel_type=panel_type, up=True, failure_streak=0, last_success_at=at

@@ -58,10 +58,29 @@ class TestAfterRun:
         assert stats.panels["2"].last_success_at is None
         assert stats.panels["2"].last_failure_at == "2026-11-26T10:02:00+00:00"
         assert (stats.panels["1"].failure_streak, stats.panels["1"].up) == (0, True)
-        stats = after_run(stats, summary("2026-11-26T10:03:00+00:00", per_panel={"2": (1, 3)}))
+        stats = after_run(
+            stats, summary("2026-11-26T10:03:00+00:00", per_panel={"1": (5, 0), "2": (1, 3)})
+        )
         assert (stats.panels["2"].failure_streak, stats.panels["2"].up) == (0, True)
         assert stats.panels["2"].last_success_at == "2026-11-26T10:03:00+00:00"
-        assert stats.panels["1"].last_success_at == "2026-11-26T10:02:00+00:00"
+        assert stats.panels["2"].last_failure_at == "2026-11-26T10:02:00+00:00"
+
+    def test_a_panel_no_run_reads_any_more_is_forgotten(self) -> None:
+        """Panel 2 failed three runs, then lost its configs: its streak goes with it."""
+        stats = RunStats()
+        for minute in range(3):
+            at = f"2026-11-26T10:0{minute}:00+00:00"
+            stats = after_run(stats, summary(at, per_panel={"1": (5, 0), "2": (0, 4)}))
+        stats = after_run(stats, summary("2026-11-26T10:03:00+00:00", per_panel={"1": (5, 0)}))
+        assert set(stats.panels) == {"1"}
+        assert stats.panels["1"].last_success_at == "2026-11-26T10:03:00+00:00"
+
+    def test_a_summary_without_panel_reads_keeps_the_streaks(self) -> None:
+        """A summary written before per-panel reads existed leaves the streaks alone."""
+        stats = after_run(RunStats(), summary(per_panel={"2": (0, 4)}))
+        older = summary("2026-11-26T10:05:00+00:00")
+        del older["per_panel"]
+        assert after_run(stats, older).panels == stats.panels
 
     def test_counters_add_up_and_the_histogram_buckets_durations(self) -> None:
         """Two runs: outcomes summed per panel type, durations in their buckets and the sum."""
