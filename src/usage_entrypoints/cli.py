@@ -23,6 +23,7 @@ from usage_entrypoints.console import keep_per_config_lines_off_the_terminal, pr
 from usage_entrypoints.exit_codes import ExitCode, exit_code_for, exit_code_of_outcome
 from usage_entrypoints.problems import explain
 from usage_entrypoints.run_report import enforcement_lines, summary_lines
+from usage_entrypoints.setting_keys import plural, unknown_key_warning
 from usage_entrypoints.settings import ENVIRONMENT
 
 if TYPE_CHECKING:
@@ -182,12 +183,16 @@ def settings_get(key: Annotated[str, typer.Argument(help="The setting's key.")])
         _explain_interval(value)
 
 
-@settings_app.command("set")
+# A value such as -4 is a value, not an option.
+@settings_app.command("set", context_settings={"ignore_unknown_options": True})
 def settings_set(
     key: Annotated[str, typer.Argument(help="The setting's key.")],
     value: Annotated[str, typer.Argument(help="The value to store.")],
 ) -> None:
     """Store VALUE under KEY, inserting or replacing the row."""
+    warning = unknown_key_warning(key)
+    if warning:
+        typer.echo(warning, err=True)
     with _container() as container:
         container.settings_repository().set(key, value)
     typer.echo(f"{key} = {value}")
@@ -217,11 +222,12 @@ def _explain_interval(raw: str) -> None:
     setting = parse_interval(raw)
     if setting.problem:
         typer.echo(
-            f"warning: {setting.problem}; the sync runs every {setting.minutes} minutes",
+            f"warning: {setting.problem}; the sync runs every {plural(setting.minutes, 'minute')}",
             err=True,
         )
     elif setting.clamped:
-        typer.echo(f"note: clamped to {setting.minutes} minutes (allowed: 1 to 5)", err=True)
+        every = plural(setting.minutes, "minute")
+        typer.echo(f"note: clamped to {every} (allowed: 1 to 5)", err=True)
 
 
 @db_app.command("init")
@@ -509,7 +515,7 @@ def schedule(
         return
     raw = "not set" if setting.raw is None else repr(setting.raw)
     lines = [
-        f"Interval ({INTERVAL_SETTING_KEY}): {raw} -> every {setting.minutes} minutes",
+        f"Interval ({INTERVAL_SETTING_KEY}): {raw} -> every {plural(setting.minutes, 'minute')}",
         f"Timezone: {settings.timezone}    Mode: {document['mode']}",
         f"Quota enforcement ({ENFORCEMENT_MODE}): {enforcement.mode.value}; "
         f"{pending} remote operation{'' if pending == 1 else 's'} pending",

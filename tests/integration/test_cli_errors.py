@@ -3,13 +3,15 @@ one or two lines on stderr, the documented exit code, no traceback unless asked 
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 from original_schema import OriginalDatabase
-from redis_support import sqlite_app_db, usage_sync
+from redis_support import background, claimed_redis_db, script, sqlite_app_db, usage_sync, wait_for
 from sqlalchemy import URL, make_url
 
 from usage_entrypoints.exit_codes import ExitCode
@@ -181,3 +183,69 @@ class TestDebug:
         assert "Traceback" in done.stderr
         assert "DatabaseMissingError" in done.stderr
         assert done.stderr.strip().splitlines()[-2].startswith("❌")
+
+
+class TestPolish:
+    """Negative values, unknown keys, plurals, the version, the environment in `--help`."""
+
+    def test_negative_value(self, app_db: str, tmp_path: Path) -> None:
+        """`settings set KEY -4` stores -4 (not `No such option`) and says what applies."""
+        env = {"USAGE_SYNC_DATABASE_URL": app_db}
+        key = "reseller.usage_sync_interval_minutes"
+        done = usage_sync("settings", "set", key, "-4", env=env, cwd=tmp_path)
+        assert done.returncode == ExitCode.OK, done.stderr
+        assert "note: clamped to 1 minute (allowed: 1 to 5)" in done.stderr
+        shown = usage_sync("settings", "get", key, env=env, cwd=tmp_path)
+        assert shown.stdout.splitlines()[0] == "-4"
+        schedule = usage_sync("schedule", env=env, cwd=tmp_path)
+        assert "-> every 1 minute\n" in schedule.stdout
+
+    def test_unknown_key_is_a_warning(self, app_db: str, tmp_path: Path) -> None:
+        """A mistyped key is stored, with a warning naming the key usage-sync reads."""
+        env = {"USAGE_SYNC_DATABASE_URL": app_db}
+        typo = "reseller.usage_sync_interval_minute"
+        done = usage_sync("settings", "set", typo, "2", env=env, cwd=tmp_path)
+        assert done.returncode == ExitCode.OK, done.stderr
+        assert done.stderr.strip() == (
+            f"warning: usage-sync does not read {typo}; "
+            "did you mean reseller.usage_sync_interval_minutes?"
+        )
+        assert usage_sync("settings", "get", typo, env=env, cwd=tmp_path).stdout == "2\n"
+        known = usage_sync(
+            "settings", "set", "usage_sync.enforcement", "off", env=env, cwd=tmp_path
+        )
+        assert known.stderr == ""
+
+    def test_version(self, tmp_path: Path) -> None:
+        """`--version` prints the installed version and needs no database."""
+        done = usage_sync("--version", env={}, cwd=tmp_path)
+        assert done.returncode == ExitCode.OK, done.stderr
+        assert re.fullmatch(r"usage-sync \d+\.\d+\.\d+\S*\n", done.stdout), done.stdout
+        assert list(tmp_path.iterdir()) == []
+
+    def test_help_lists_every_variable(self, tmp_path: Path) -> None:
+        """`--help` names each USAGE_SYNC_* variable the settings read."""
+        source = Path(__file__).parents[2] / "src/usage_entrypoints/settings.py"
+        read = set(re.findall(r'get\("([A-Z_]+)"\)', source.read_text(encoding="utf-8")))
+        assert len(read) >= 10, read
+        shown = usage_sync("--help", env={}, cwd=tmp_path).stdout
+        missing = sorted(name for name in read if f"USAGE_SYNC_{name} " not in shown)
+        assert missing == [], shown
+
+    def test_scheduler_prints_no_future_warning(self, app_db: str, tmp_path: Path) -> None:
+        """`usage-sync scheduler` starts without rq-scheduler's FutureWarning."""
+        with claimed_redis_db() as redis_db:
+            env = {"USAGE_SYNC_DATABASE_URL": app_db, "USAGE_SYNC_REDIS_URL": redis_db.url}
+            output = tmp_path / "scheduler.out"
+            command = [script("usage-sync"), "scheduler", "--interval", "1"]
+            with background(command, env=env, output=output) as scheduler:
+                wait_for(
+                    lambda: "Registering birth" in scheduler.text(),
+                    timeout=30,
+                    what="the scheduler",
+                    alive=scheduler,
+                )
+                time.sleep(2)  # a few rounds of its loop, each computing the cron entry
+            text = output.read_text(encoding="utf-8")
+        assert "Registering birth" in text
+        assert "Warning" not in text, text
