@@ -611,7 +611,10 @@ def demo(
 @app.command("emulate")
 def emulate(
     panel: Annotated[
-        str, typer.Option("--panel", help="eylandoo, marzban, marzneshin, remnawave or xui.")
+        str,
+        typer.Option(
+            "--panel", help="eylandoo, marzban, marzneshin, pasarguard, hiddify, remnawave or xui."
+        ),
     ] = "marzban",
     port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 (0: any free one).")] = 0,
     users: Annotated[int, typer.Option("--users", help="How many users to create.")] = 10,

@@ -97,6 +97,8 @@ def report_document(report: SyncOneReport) -> dict[str, Any]:
         "panel": None,
         "username": report.username,
         "usage": None,
+        # Why the user cannot connect although it is counted (a PasarGuard admin limited).
+        "cannot_connect": reading.blocked if reading is not None else None,
         "ledger": None,
         "reseller": None,
     }

@@ -24,6 +24,7 @@ VARIANTS: Mapping[str, tuple[PanelKind, Mapping[str, object]]] = {
     "eylandoo": ("eylandoo", {}),
     "marzban": ("marzban", {}),
     "marzneshin": ("marzneshin", {}),
+    "pasarguard": ("pasarguard", {}),
     "xui-v2": ("xui", {"xui_version": 2}),
     "xui-v3": ("xui", {"xui_version": 3, "base_path": "/s3cr3t-base"}),
 }

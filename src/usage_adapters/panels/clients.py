@@ -10,6 +10,7 @@ import httpx
 
 from usage_adapters.panels.dialect import PanelDialect
 from usage_adapters.panels.eylandoo import EylandooDialect
+from usage_adapters.panels.hiddify import HiddifyDialect
 from usage_adapters.panels.http import HttpChannel
 from usage_adapters.panels.kept_logins import LoginKeeper
 from usage_adapters.panels.marzban import MarzbanDialect
@@ -24,6 +25,7 @@ from usage_adapters.panels.options import (
     ReadOptions,
     read_options,
 )
+from usage_adapters.panels.pasarguard import PasarGuardDialect
 from usage_adapters.panels.reader import PanelReader
 from usage_adapters.panels.redaction import install_http_library_log_filter
 from usage_adapters.panels.remnawave import RemnawaveDialect
@@ -48,6 +50,8 @@ DIALECTS: Mapping[PanelType, DialectFactory] = {
     PanelType.MARZNESHIN: MarzneshinDialect,
     PanelType.XUI: XuiDialect,
     PanelType.REMNAWAVE: RemnawaveDialect,
+    PanelType.PASARGUARD: PasarGuardDialect,
+    PanelType.HIDDIFY: HiddifyDialect,
 }
 
 

@@ -232,6 +232,17 @@ class PanelDialect(Protocol):
         ...
 
 
+@runtime_checkable
+class Annotates(Protocol):
+    """A dialect that adds what else the panel says about read users (PasarGuard's admins)."""
+
+    def annotate(
+        self, api: Requester, results: Mapping[str, UsageResult]
+    ) -> dict[str, UsageResult]:
+        """`results` with notes added to the readings; failures pass through unchanged."""
+        ...
+
+
 def paged(items: Sequence[object], total: int | None, number: int, size: int) -> Page:
     """Page `number` of a listing of `total` users in pages of `size`.
 

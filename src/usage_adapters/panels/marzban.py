@@ -127,8 +127,14 @@ class MarzbanDialect:
         return set_status(self.http_channel, api, self.user_paths(username)[0], enabled)
 
 
-def set_status(http: HttpChannel, api: Requester, path: str, enabled: bool) -> RemoteResult:
-    """Marzban's (and PasarGuard's) set-state: read `status`, `PUT` it when it differs."""
+def set_status(
+    http: HttpChannel, api: Requester, path: str, enabled: bool, *, keep_next_plan: bool = True
+) -> RemoteResult:
+    """Marzban's (and PasarGuard's) set-state: read `status`, `PUT` it when it differs.
+
+    With `keep_next_plan`, the user's `next_plan` is sent back unchanged
+    (Marzban deletes it otherwise; PasarGuard leaves out fields alone).
+    """
     read = answer(http, api("GET", path), "reading the user")
     if isinstance(read, RemoteResult):
         return read
@@ -138,7 +144,7 @@ def set_status(http: HttpChannel, api: Requester, path: str, enabled: bool) -> R
     if (user["status"] != "disabled") == enabled:
         return done(enabled, already=True, verified=True)
     body: dict[str, object] = {"status": "active" if enabled else "disabled"}
-    if user.get("next_plan") is not None:
+    if keep_next_plan and user.get("next_plan") is not None:
         body["next_plan"] = user["next_plan"]
     written = answer(http, api("PUT", path, json_body=body), "changing the user's status")
     if isinstance(written, RemoteResult):

@@ -53,10 +53,12 @@ from urllib.parse import quote
 import attrs
 
 from usage_adapters.panels.dialect import (
+    Annotates,
     CountedListing,
     Listing,
     Page,
     PanelDialect,
+    Requester,
     SelectiveListing,
 )
 from usage_adapters.panels.http import (
@@ -366,7 +368,16 @@ class PanelReader:
             return RemoteResult(False, problem)
         if not username:
             return RemoteResult(False, NO_USERNAME.reason)
-        allowance = self._one_user()
+        api = self._requester(self._one_user(), username)
+        try:
+            result = self._dialect.set_enabled(api, username, enabled)
+        except Exception:  # a dialect bug must fail this user, not the run
+            logger.exception("%s: unexpected error while setting %s", self._dialect.label, username)
+            return RemoteResult(False, "unexpected error while setting the user's state")
+        return attrs.evolve(result, detail=self._http.redactor.scrub(result.detail or ""))
+
+    def _requester(self, allowance: LoginAllowance, username: str | None) -> Requester:
+        """Authenticated requests within `allowance`, for a dialect's own calls."""
 
         def api(
             method: str,
@@ -386,12 +397,22 @@ class PanelReader:
                 route_known=not probe,
             )
 
+        return api
+
+    def _annotated(
+        self, results: dict[str, UsageResult], allowance: LoginAllowance
+    ) -> dict[str, UsageResult]:
+        """`results` with the dialect's notes, where it has any (see `Annotates`)."""
+        dialect = self._dialect
+        if not isinstance(dialect, Annotates):
+            return results
+        if not any(isinstance(result, CounterReading) for result in results.values()):
+            return results
         try:
-            result = self._dialect.set_enabled(api, username, enabled)
-        except Exception:  # a dialect bug must fail this user, not the run
-            logger.exception("%s: unexpected error while setting %s", self._dialect.label, username)
-            return RemoteResult(False, "unexpected error while setting the user's state")
-        return attrs.evolve(result, detail=self._http.redactor.scrub(result.detail or ""))
+            return dialect.annotate(self._requester(allowance, None), results)
+        except Exception:  # a note must never cost the readings
+            logger.exception("%s: unexpected error while annotating readings", dialect.label)
+            return results
 
     # -- one user -------------------------------------------------------------------
 
@@ -402,7 +423,9 @@ class PanelReader:
 
     def fetch_usage(self, username: str) -> UsageResult:
         """The user's counter from its single-user route, or a hard failure."""
-        return self._single(username, self._one_user()).result
+        allowance = self._one_user()
+        result = self._single(username, allowance).result
+        return self._annotated({username: result}, allowance)[username]
 
     def _single(self, username: str, batch: LoginAllowance | None) -> Single:
         problem = self._auth.problem()
@@ -504,6 +527,7 @@ class PanelReader:
         if wanted:
             with Batch(self._options) as batch:
                 self._read_batch(wanted, batch, results)
+                results = self._annotated(results, batch)
         return {name: results[name] for name in names}
 
     def _read_batch(self, wanted: list[str], batch: Batch, results: dict[str, UsageResult]) -> None:

@@ -22,11 +22,18 @@ from usage_core.readings.eylandoo import (
     parse_eylandoo_list_item,
     parse_eylandoo_user,
 )
+from usage_core.readings.hiddify import gib_to_bytes, parse_hiddify_user, parse_hiddify_users
 from usage_core.readings.marzban import (
     parse_marzban_user,
     parse_marzban_users_page,
     parse_marzneshin_user,
     parse_marzneshin_users_page,
+)
+from usage_core.readings.pasarguard import (
+    AdminState,
+    admin_state,
+    parse_pasarguard_admins,
+    parse_pasarguard_user,
 )
 from usage_core.readings.remnawave import (
     StreamPage,
@@ -44,21 +51,28 @@ from usage_core.readings.xui import (
 __all__ = [
     "MAX_BYTES",
     "NO_USAGE_FIELDS",
+    "AdminState",
     "CounterReading",
     "HardFailure",
     "ListingPage",
     "RemoteResult",
     "StreamPage",
     "UsageResult",
+    "admin_state",
     "byte_count",
+    "gib_to_bytes",
     "out_of_range",
     "parse_eylandoo_list_all",
     "parse_eylandoo_list_item",
     "parse_eylandoo_user",
+    "parse_hiddify_user",
+    "parse_hiddify_users",
     "parse_marzban_user",
     "parse_marzban_users_page",
     "parse_marzneshin_user",
     "parse_marzneshin_users_page",
+    "parse_pasarguard_admins",
+    "parse_pasarguard_user",
     "parse_remnawave_stream",
     "parse_remnawave_total",
     "parse_remnawave_user",

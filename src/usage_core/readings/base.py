@@ -26,6 +26,10 @@ class CounterReading:
         download_bytes: The download part when the counter is a sum, else None.
         lifetime_bytes: The panel's lifetime counter (never reset by a single
             user's reset) when the reply carries a valid one, else None.
+        owner: The panel admin who owns the user, where the reply says (PasarGuard).
+        blocked: Why the user cannot connect although the panel counts its
+            traffic and its own status allows it (a PasarGuard admin limited
+            or disabled), or None.
     """
 
     bytes: int
@@ -33,6 +37,8 @@ class CounterReading:
     upload_bytes: int | None = None
     download_bytes: int | None = None
     lifetime_bytes: int | None = None
+    owner: str | None = None
+    blocked: str | None = None
 
     @property
     def has_usage_field(self) -> bool:

@@ -19,7 +19,9 @@ from urllib.parse import parse_qs, unquote
 
 from usage_sandbox.emulator.users import EmulatedUser, UserStore
 
-PanelKind = Literal["eylandoo", "marzban", "marzneshin", "remnawave", "xui"]
+PanelKind = Literal[
+    "eylandoo", "marzban", "marzneshin", "remnawave", "xui", "pasarguard", "hiddify"
+]
 EylandooShape = Literal["flat", "user_info", "old"]
 # Eylandoo `list_all` reply shapes (panel-apis.md §1): v3.1.3 and sub-admin keys
 # (`users`), Oct 2025 (`data.users`), v3.0.0 main key (`main_admin` + `sub_admins`),

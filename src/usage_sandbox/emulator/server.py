@@ -41,8 +41,10 @@ from usage_sandbox.emulator.base import (
     text_reply,
 )
 from usage_sandbox.emulator.eylandoo import EylandooApp
+from usage_sandbox.emulator.hiddify import HiddifyApp
 from usage_sandbox.emulator.marzban import DEFAULT_TOKEN_LIFETIME_S, BearerApp, MarzbanApp
 from usage_sandbox.emulator.marzneshin import MarzneshinApp
+from usage_sandbox.emulator.pasarguard import AdminBook, PasarGuardApp
 from usage_sandbox.emulator.remnawave import RemnawaveApp
 from usage_sandbox.emulator.users import UserSeed, UserStore
 from usage_sandbox.emulator.xui import XuiApp
@@ -55,6 +57,8 @@ _APPS: Final[dict[PanelKind, type[PanelApp]]] = {
     "marzneshin": MarzneshinApp,
     "remnawave": RemnawaveApp,
     "xui": XuiApp,
+    "pasarguard": PasarGuardApp,
+    "hiddify": HiddifyApp,
 }
 
 
@@ -90,6 +94,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self._serve()
 
     def do_PUT(self) -> None:
+        self._serve()
+
+    def do_PATCH(self) -> None:
         self._serve()
 
     def do_DELETE(self) -> None:
@@ -209,14 +216,16 @@ class PanelEmulator:
     """One emulated panel over real loopback HTTP.
 
     Args:
-        kind: "eylandoo", "marzban", "marzneshin", "remnawave" or "xui".
+        kind: "eylandoo", "marzban", "marzneshin", "remnawave", "xui", "pasarguard" or
+            "hiddify".
         users: `{username: total_bytes}` or `EmulatedUser` values to start with.
         username: Admin username for the login routes.
         password: Admin password for the login routes.
         api_key: Eylandoo `X-API-KEY`; on 3x-ui v3 and Remnawave, an API token
-            (`Authorization: Bearer`).
+            (`Authorization: Bearer`); Hiddify `Hiddify-API-Key` (the admin's uuid).
         xui_version: 2 (`getClientTraffics`, no CSRF) or 3 (CSRF, `clients/traffic`).
-        base_path: 3x-ui web base path, e.g. "/secret"; every route sits under it.
+        base_path: 3x-ui web base path, or Hiddify admin proxy path, e.g. "/secret";
+            every route sits under it.
         latency_s: Delay added to every request.
         eylandoo_shape: Default Eylandoo user reply: "flat", "user_info" or "old".
         list_shape: Eylandoo `list_all` reply: "users", "data.users", "main_admin",
@@ -284,7 +293,7 @@ class PanelEmulator:
         if xui_inbounds < 1:
             raise ValueError("xui_inbounds must be at least 1")
         self.kind: PanelKind = kind
-        self.base_path = _normalise_base_path(base_path) if kind == "xui" else ""
+        self.base_path = _normalise_base_path(base_path) if kind in ("xui", "hiddify") else ""
         self.users = UserStore(users)
         self._address = (host, port)
         self._stop = threading.Event()
@@ -377,7 +386,7 @@ class PanelEmulator:
 
     @property
     def url(self) -> str:
-        """The panel URL to configure, base path included (3x-ui)."""
+        """The panel URL to configure, base path included (3x-ui, Hiddify)."""
         return self.origin + self.base_path
 
     # -- observation
@@ -464,6 +473,13 @@ class PanelEmulator:
         if isinstance(self._app, EylandooApp):
             raise TypeError("Eylandoo has no login route")
         self._app.set_login_fault(fault)
+
+    @property
+    def admins(self) -> AdminBook:
+        """PasarGuard only: the panel's admins and which one owns each user."""
+        if not isinstance(self._app, PasarGuardApp):
+            raise TypeError("admins exist only on the PasarGuard emulator")
+        return self._app.admins
 
     def set_shape(self, username: str, shape: EylandooShape | None) -> None:
         """Eylandoo only: the reply shape for one user (None: the emulator's default)."""

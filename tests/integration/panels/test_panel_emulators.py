@@ -42,8 +42,8 @@ def api_session(panel: PanelEmulator, *, xui_version: int = 2) -> Iterator[httpx
     with httpx.Client(base_url=panel.url, timeout=5.0) as client:
         if panel.kind == "eylandoo":
             client.headers["X-API-KEY"] = API_KEY
-        elif panel.kind in ("marzban", "marzneshin"):
-            route = "/api/admin/token" if panel.kind == "marzban" else "/api/admins/token"
+        elif panel.kind in ("marzban", "marzneshin", "pasarguard"):
+            route = "/api/admins/token" if panel.kind == "marzneshin" else "/api/admin/token"
             token = client.post(route, data=credentials).json()["access_token"]
             client.headers["Authorization"] = f"Bearer {token}"
         else:
@@ -76,7 +76,7 @@ def disable(
     panel: PanelEmulator, api: httpx.Client, username: str, xui_version: int
 ) -> httpx.Response:
     """One disabling write of `username`, by the panel's own route."""
-    if panel.kind == "marzban":
+    if panel.kind in ("marzban", "pasarguard"):
         return api.put(f"/api/user/{username}", json={"status": "disabled"})
     if panel.kind == "marzneshin":
         return api.post(f"/api/users/{username}/disable")

@@ -19,6 +19,7 @@ KINDS = {
     "eylandoo-old-shape": ("eylandoo", {"eylandoo_shape": "old"}),
     "marzban": ("marzban", {}),
     "marzneshin": ("marzneshin", {}),
+    "pasarguard": ("pasarguard", {}),
     "xui-v2": ("xui", {"xui_version": 2}),
     "xui-v3": ("xui", {"xui_version": 3, "base_path": "/p3"}),
 }
