@@ -36,8 +36,8 @@ class Default(enum.Enum):
     KEY = enum.auto()
 
 
-# The API token a row of its kind holds by default: Eylandoo's key; the others none
-# (a 3x-ui row with a token would use it instead of logging in).
+# The API token a row of its kind holds by default: Eylandoo's and Hiddify's key; the
+# others none (a 3x-ui or PasarGuard row with a token would use it instead of logging in).
 KIND_DEFAULT: Final = Default.KEY
 
 
@@ -56,7 +56,7 @@ def panel_for(
     `extra` adds keys to the row's `extra` JSON, e.g. `sync_concurrency`.
     """
     if api_key is KIND_DEFAULT:
-        api_key = API_KEY if emulator.kind == "eylandoo" else None
+        api_key = API_KEY if emulator.kind in ("eylandoo", "hiddify") else None
     return Panel(
         id=1,
         name=f"emulated {emulator.kind}",

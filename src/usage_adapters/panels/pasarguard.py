@@ -10,8 +10,8 @@ from collections.abc import Mapping, Sequence
 
 import attrs
 
-from usage_adapters.panels.auth import PasswordTokenAuth
-from usage_adapters.panels.dialect import FetchWording, Requester, log_debug_reading
+from usage_adapters.panels.auth import PasswordTokenAuth, api_key_auth
+from usage_adapters.panels.dialect import Auth, FetchWording, Requester, log_debug_reading
 from usage_adapters.panels.http import (
     HttpChannel,
     NotJson,
@@ -49,10 +49,11 @@ class PasarGuardListing(MarzbanListing):
 
 
 class PasarGuardDialect:
-    """How a PasarGuard session logs in, reads and lists users, and learns their admins' state.
+    """How a PasarGuard session authenticates, reads users and learns their admins' state.
 
-    API keys (`X-Api-Key`, v5.1 on) are not used yet: the session logs in
-    with the panel row's admin username and password.
+    With the panel row's `api_token`, an API key (v5.1 on) sent as `X-Api-Key`
+    with every request; without one, a login with the row's admin username
+    and password for a bearer token (kept between runs).
     """
 
     label = LABEL
@@ -60,7 +61,8 @@ class PasarGuardDialect:
 
     def __init__(self, http: HttpChannel, options: ReadOptions) -> None:
         self.http_channel = http
-        self.auth = PasswordTokenAuth(http.panel, LABEL, "/api/admin/token")
+        key = api_key_auth(http.panel, "X-Api-Key")
+        self.auth: Auth = key or PasswordTokenAuth(http.panel, LABEL, "/api/admin/token")
         self.listing = PasarGuardListing(max(1, options.page_size or DEFAULT_PAGE_SIZE))
         # Each admin's state, looked up once per session (None: could not be learnt).
         self._admins: dict[str, AdminState | None] = {}

@@ -1,5 +1,5 @@
-"""The PasarGuard emulator (v5): Marzban's routes with PasarGuard's shapes, and admins
-that the panel limits itself.
+"""The PasarGuard emulator (v5): Marzban's routes with PasarGuard's shapes, API keys
+(`X-Api-Key`), and admins that the panel limits itself.
 
 From `PasarGuard/panel` v5.2.1: `UserResponse` carries `id`, an ISO `expire`,
 `lifetime_used_traffic` and `admin: {id, username}`; `PUT /api/user/{u}`
@@ -14,6 +14,7 @@ own `status` stays `active`.
 from __future__ import annotations
 
 import dataclasses
+import secrets
 import threading
 from collections.abc import Mapping
 from typing import Any, Final
@@ -140,6 +141,32 @@ class PasarGuardApp(BearerApp):
             self.count("failed_logins")
             return json_reply({"detail": "your account has been disabled"}, 403)
         return super().issue_token(request, params)
+
+    def authenticate(self, request: Request) -> Response | None:
+        """A valid bearer token, else an `X-Api-Key` (v5.1); a disabled admin gets 403.
+
+        A refused token is no refusal while a valid API key comes along, as in
+        `_get_admin_from_request_credentials`.
+        """
+        refusal = super().authenticate(request)
+        key = (request.header("X-Api-Key") or "").strip()
+        if refusal is not None and key:
+            valid = secrets.compare_digest(key.encode(), self.credentials.api_key.encode())
+            refusal = (
+                None
+                if valid
+                else json_reply(
+                    {"detail": "Could not validate credentials"},
+                    401,
+                    ("WWW-Authenticate", "Bearer"),
+                )
+            )
+        if refusal is not None:
+            return refusal
+        admin = self.admins.get(self.admins.login_admin)
+        if admin is not None and admin.status == "disabled":
+            return json_reply({"detail": "your account has been disabled"}, 403)
+        return None
 
     def error_body(self, status: int) -> object:
         if status == 503:

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 from gateway_support import OpenSession, StartEmulator, failure, reading
-from panel_support import records_with
+from panel_support import API_KEY, records_with
 
 from usage_sandbox.emulator import EmulatedUser, Fault, PanelEmulator
 
@@ -181,6 +181,19 @@ class TestPasarGuardAdmins:
         pasarguard.admins.set_admin(pasarguard.admins.login_admin, "disabled")
         result = failure(open_session(pasarguard).fetch_usage("alice"))
         assert result.reason == "login failed: HTTP 403: your account has been disabled"
+
+    def test_an_api_key_replaces_the_login(
+        self, pasarguard: PanelEmulator, open_session: OpenSession
+    ) -> None:
+        """With the row's `api_token`, `X-Api-Key` goes with every request and nobody logs in."""
+        session = open_session(pasarguard, api_key=API_KEY, password=None)
+        assert reading(session.fetch_usage("alice")).bytes == 1_000
+        assert pasarguard.counts.logins == 0
+        wrong = open_session(pasarguard, api_key="pg_key_wrong-SECRET")
+        assert failure(wrong.fetch_usage("alice")).reason == (
+            "HTTP 401: Could not validate credentials"
+        )
+        assert pasarguard.counts.logins == 0
 
     def test_set_enabled_keeps_the_next_plan(
         self, pasarguard: PanelEmulator, open_session: OpenSession
