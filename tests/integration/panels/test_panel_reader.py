@@ -90,7 +90,7 @@ def listing_requests(variant: str, users: int, page_size: int | None = None) -> 
 
 def probes(variant: str) -> int:
     """The one-item `total` page a panel with an exact filter is asked for before its listing."""
-    return 1 if variant in ("marzban", "marzneshin") else 0
+    return 1 if variant in ("marzban", "marzneshin", "pasarguard") else 0
 
 
 @pytest.fixture
