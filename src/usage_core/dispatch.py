@@ -130,6 +130,7 @@ class SchedulerTick:
                 extra=ctx(slot=slot),
             )
             return TickResult(decision, False, f"skipped: minute {slot} was dispatched already")
-        logger.info("Scheduling %s (interval: %s minutes)", JOB_NAME, decision.interval)
+        unit = "minute" if decision.interval == 1 else "minutes"
+        logger.info("Scheduling %s (interval: %s %s)", JOB_NAME, decision.interval, unit)
         outcome = dispatch_unique(self.lock, self.queue)
         return TickResult(decision, outcome.dispatched, outcome.reason, outcome.job_id)

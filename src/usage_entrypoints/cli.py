@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
-from usage_core.errors import MissingTablesError, UsageSyncError
+from usage_core.errors import BrokerUnavailableError, MissingTablesError, UsageSyncError
 from usage_core.interval import INTERVAL_SETTING_KEY, parse_interval
 from usage_entrypoints import sync_one_output as out
 from usage_entrypoints.console import keep_per_config_lines_off_the_terminal, progress_bar
@@ -113,6 +113,9 @@ def _container(*, create_database: bool = False) -> Iterator[Container]:
     type, and the exit code of their kind. `create_database` lets a missing
     SQLite file be created.
     """
+    from redis.exceptions import ConnectionError as RedisConnectionError  # noqa: PLC0415
+    from redis.exceptions import TimeoutError as RedisTimeoutError  # noqa: PLC0415
+
     from usage_entrypoints.container import build_container  # noqa: PLC0415 - keeps --help fast
 
     try:
@@ -125,6 +128,8 @@ def _container(*, create_database: bool = False) -> Iterator[Container]:
         yield container
     except UsageSyncError as exc:
         _fail_with(exc)
+    except (RedisConnectionError, RedisTimeoutError) as exc:  # Redis went away after the start
+        _fail_with(BrokerUnavailableError(f"Redis cannot be reached: {exc}"))
     finally:
         container.shutdown_resources()
 

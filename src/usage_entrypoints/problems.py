@@ -46,8 +46,8 @@ def explain(error: UsageSyncError) -> list[str]:
     if isinstance(error, BrokerUnavailableError):
         return [
             f"❌ {error}",
-            "   check that Redis is running and USAGE_SYNC_REDIS_URL "
-            "(unset it to run without Redis: `usage-sync run`)",
+            "   check that Redis is running, and the host, port and password in "
+            "USAGE_SYNC_REDIS_URL (unset it to run without Redis: `usage-sync run`)",
         ]
     if isinstance(error, LockHeldError):
         left = error.remaining_seconds or 0

@@ -4,6 +4,7 @@ one or two lines on stderr, the documented exit code, no traceback unless asked 
 from __future__ import annotations
 
 import re
+import shutil
 import socket
 import subprocess
 import time
@@ -43,6 +44,12 @@ SERVERS = pytest.mark.parametrize("original_db", ["mariadb", "postgresql"], indi
 def server_of(db: OriginalDatabase) -> URL:
     """The URL of the server holding `db`."""
     return make_url(db.url)
+
+
+def listening(port: int) -> bool:
+    """True once something accepts connections on the loopback `port`."""
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 @pytest.fixture
@@ -145,6 +152,38 @@ class TestEnvironment:
         done = usage_sync(command, env=env, cwd=tmp_path, timeout=30)
         assert_one_problem(done, ExitCode.REDIS_UNAVAILABLE, "Redis cannot be reached")
         assert "redis-s3cret" not in done.stderr
+
+    def test_redis_refuses_the_password(self, app_db: str, tmp_path: Path) -> None:
+        """A Redis of the test's own with a password: a wrong one is refused at start, exit 8."""
+        if shutil.which("redis-server") is None:
+            pytest.skip("redis-server is not installed")
+        port = closed_port()
+        server = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--requirepass",
+                "right-pw",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        try:
+            wait_for(lambda: listening(port), timeout=10, what="redis-server")
+            redis_url = f"redis://:wrong-pw@127.0.0.1:{port}/0"
+            env = {"USAGE_SYNC_DATABASE_URL": app_db, "USAGE_SYNC_REDIS_URL": redis_url}
+            done = usage_sync("tick", env=env, cwd=tmp_path)
+        finally:
+            server.terminate()
+            server.wait(10)
+        assert_one_problem(done, ExitCode.REDIS_UNAVAILABLE, "Redis refuses", "password")
+        assert "wrong-pw" not in done.stderr
 
     @pytest.mark.parametrize("key", ["base64:not-base64!", "base64:" + "QUJD" * 4, "short"])
     @pytest.mark.parametrize("command", ["schedule", "sync", "tick"])

@@ -18,6 +18,7 @@ _DRIVERS = {
     "postgresql": "postgresql+psycopg",
     "postgres": "postgresql+psycopg",
 }
+CONNECT_TIMEOUT_S = 10
 _EXTRAS = {"mysql": "mysql", "mariadb": "mysql", "postgresql": "postgres"}
 
 
@@ -49,6 +50,9 @@ def create_store_engine(url: str, *, create_sqlite_file: bool = False) -> Engine
             _require_sqlite_file(parsed.database, uri=parsed.query.get("uri") == "true")
         # Wait for a writer instead of failing at once when the file is busy.
         options["connect_args"] = {"timeout": 30}
+    elif "connect_timeout" not in parsed.query:
+        # A server that drops packets is reported in seconds, not after the system's TCP timeout.
+        options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
     try:
         return create_engine(parsed, **options)
     except (NoSuchModuleError, ImportError) as exc:
