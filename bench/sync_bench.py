@@ -770,8 +770,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     default_runs = "first" if args.enforce else ",".join(SCENARIOS)
     args.runs = [run.strip() for run in (args.runs or default_runs).split(",") if run.strip()]
     unknown = [run for run in args.runs if run not in SCENARIOS]
-    if unknown or not args.runs:
-        parser.error(f"--runs takes some of {', '.join(SCENARIOS)}, not {unknown}")
+    if unknown or not args.runs or len(set(args.runs)) != len(args.runs):
+        parser.error(f"--runs takes each of {', '.join(SCENARIOS)} at most once")
     return args
 
 
