@@ -8,6 +8,7 @@ the routes below are appended to it. A config's panel username is the user's uui
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 
 import attrs
@@ -29,6 +30,9 @@ logger = logging.getLogger(__name__)
 
 LABEL = "Hiddify"
 USERS_PATH = "/api/v2/admin/user/"
+# The panel's route converter: anything else is its catch-all HTTP 500.
+_UUID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
+NOT_A_UUID = "a Hiddify panel_user_id must be the user's uuid"
 
 
 @attrs.frozen
@@ -83,6 +87,8 @@ class HiddifyDialect:
         A PATCH with `current_usage_GB` would overwrite the usage, so nothing
         but `enable` is ever sent.
         """
+        if not _UUID.fullmatch(username):
+            return RemoteResult(False, NOT_A_UUID)  # the panel's 500 would look worth a retry
         path = self.user_paths(username)[0]
         read = answer(self.http_channel, api("GET", path), "reading the user")
         if isinstance(read, RemoteResult):

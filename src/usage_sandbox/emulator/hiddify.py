@@ -6,8 +6,10 @@ From `hiddify/hiddify-panel` (`panel/commercial/restapi/v2/admin/`,
 - `GET <proxy>/api/v2/admin/user/` lists every user as a JSON array, unpaged;
   an admin with no users gets 404 "You have no user".
 - `GET|PATCH <proxy>/api/v2/admin/user/<uuid>/`: the route only matches a
-  uuid (anything else is a plain 404), and without its trailing slash Flask
-  answers 308 with a `Location` that adds it.
+  uuid; anything else under the API is the panel's catch-all 500 with
+  `{"msg": "404 Not Found: ..."}`, and a path outside the admin proxy path a
+  400 "invalid request". Without its trailing slash Flask answers 308 with a
+  `Location` that adds it. (Checked against hiddifypanel 10.80.11 on loopback.)
 - `Hiddify-API-Key: <admin uuid>` authenticates; anything else is 403
   "Unathorized" (sic).
 - Errors from `abort` are APIFlask's `{"detail": {}, "message": ...}` for a
@@ -52,6 +54,11 @@ PATCH_FIELDS: Final = frozenset(
     }
 )  # fmt: skip
 USERS = "/api/v2/admin/user/"
+# Werkzeug's NotFound, as the panel's catch-all exception handler words it.
+NOT_FOUND_MESSAGE = (
+    "404 Not Found: The requested URL was not found on the server. If you entered the URL "
+    "manually please check your spelling and try again."
+)
 
 
 class HiddifyApp(PanelApp):
@@ -86,7 +93,10 @@ class HiddifyApp(PanelApp):
         return {"detail": {}, "message": phrase(status)}
 
     def not_found(self, request: Request) -> Response:
-        return json_reply({"message": "Not Found"}, 404)
+        """Under the admin API: the catch-all 500; elsewhere: 400 "invalid request"."""
+        if request.path.startswith(self.prefix + "/api/"):
+            return json_reply({"msg": NOT_FOUND_MESSAGE}, 500)
+        return self.abort(request, 400, "invalid request")
 
     def user_not_found(self, username: str) -> Response:
         return json_reply({"detail": {}, "message": "User not found"}, 404)

@@ -62,13 +62,22 @@ class TestHiddify:
         assert failure(result[uid(1)]).reason == "HTTP 404: User not found"
         assert panel.counts.list_pages == 1
 
-    def test_names_that_are_not_uuids_and_wrong_paths_are_404(
+    def test_names_that_are_not_uuids_and_wrong_paths(
         self, hiddify: PanelEmulator, open_session: OpenSession
     ) -> None:
-        """A username is not a uuid, and a URL without the proxy path finds nothing."""
-        assert failure(open_session(hiddify).fetch_usage("alice")).reason == "HTTP 404: Not Found"
+        """A name that is not a uuid meets the panel's 500, a URL without the proxy path its 400."""
+        session = open_session(hiddify)
+        reason = failure(session.fetch_usage("alice")).reason
+        assert reason.startswith("HTTP 500: 404 Not Found: The requested URL was not found")
+        refused = session.set_enabled("alice", False)
+        assert (refused.ok, refused.detail, refused.retry) == (
+            False,
+            "a Hiddify panel_user_id must be the user's uuid",
+            False,
+        )
+        assert hiddify.counts.writes == 0
         wrong = open_session(hiddify, url=hiddify.origin)
-        assert failure(wrong.fetch_usage(uid(1))).reason.startswith("HTTP 404")
+        assert failure(wrong.fetch_usage(uid(1))).reason == "HTTP 400: invalid request"
 
     def test_a_wrong_key_is_403_and_a_missing_one_sends_nothing(
         self, hiddify: PanelEmulator, open_session: OpenSession
