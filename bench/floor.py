@@ -18,12 +18,13 @@ from typing import Any
 
 import httpx
 
+from usage_adapters.panels import marzban, marzneshin
 from usage_adapters.sql.engine import create_store_engine
 from usage_adapters.sql.meta import COUNTED_KEY, LAST_COUNTER_KEY
 
 # The page sizes our gateways ask for, so that the bodies are the same ones.
-MARZBAN_PAGE_SIZE = 1000
-MARZNESHIN_PAGE_SIZE = 100
+MARZBAN_PAGE_SIZE = marzban.DEFAULT_PAGE_SIZE
+MARZNESHIN_PAGE_SIZE = marzneshin.MAX_PAGE_SIZE
 PAGES_IN_FLIGHT = 8
 TIMEOUT = httpx.Timeout(300.0, connect=10.0)
 

@@ -46,7 +46,7 @@ def test_a_small_run_verifies_every_row(tmp_path: Path) -> None:
         ratio = run["ours"]["cpu_s"] / run["floor"]["cpu_s"]
         assert run["cpu_ratio"] == pytest.approx(ratio, abs=0.02)
         assert run["emulators"]["cpu_s"] >= 0
-        assert run["requests"]["marzneshin"]["list_pages"] == CONFIGS // 4 // 100
+        assert all(panel["list_pages"] >= 1 for panel in run["requests"].values())
     written = {name: run["floor"]["writes"] for name, run in runs.items()}
     updated = {name: run["ours"]["summary"]["updated"] for name, run in runs.items()}
     assert written == updated == {"first": CONFIGS, "changed": CONFIGS // 10, "unchanged": 0}
