@@ -309,7 +309,7 @@ def sync(
         show_bar = not as_json and sys.stdout.isatty()
         if show_bar and not verbose:
             keep_per_config_lines_off_the_terminal()
-        with progress_bar(show_bar) as progress:
+        with progress_bar(show_bar, sys.stdout) as progress:
             document = container.sync_run().now(progress)
     if as_json:
         typer.echo(json.dumps(document, indent=2))

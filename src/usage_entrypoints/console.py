@@ -8,11 +8,11 @@ with `-v`; a log file still gets every line.
 from __future__ import annotations
 
 import logging
+import shutil
+import threading
 from collections.abc import Iterator, Mapping
-from contextlib import ExitStack, contextmanager
-from typing import Any
-
-import typer
+from contextlib import contextmanager
+from typing import TextIO
 
 from usage_core.summary import SyncSummary
 from usage_core.sync_all import Progress
@@ -32,30 +32,103 @@ def panel_counts(counts: Mapping[str, Mapping[str, int]]) -> str:
     return " · ".join(parts)
 
 
+class LiveBar:
+    """One line at the bottom of the terminal, redrawn in place.
+
+    Log lines written to the same terminal while it is shown are printed above
+    it: the bar is cleared, the line written, and the bar drawn again below, so
+    the terminal never holds more than one bar.
+    """
+
+    _CLEAR = "\r\x1b[2K"
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._line = ""
+        self._lock = threading.RLock()
+
+    def show(self, summary: SyncSummary) -> None:
+        """Draw the bar for the summary so far."""
+        total = max(summary.configs, 1)
+        share = min(summary.done / total, 1.0)
+        tail = f"  {share:4.0%}  {summary.done}/{summary.configs}  {panel_counts(summary.counts)}"
+        columns = shutil.get_terminal_size().columns - 1
+        # The counts matter more than the bar's length on a narrow terminal.
+        width = max(_MIN_BAR, min(_BAR_WIDTH, columns - len("Syncing  []") - len(tail)))
+        filled = round(share * width)
+        line = f"Syncing  [{'#' * filled}{'-' * (width - filled)}]{tail}"
+        with self._lock:
+            self._line = line[: max(columns, 20)]
+            self._out.write(self._CLEAR + self._line)
+            self._out.flush()
+
+    @contextmanager
+    def above(self) -> Iterator[None]:
+        """Clear the bar for something written to the terminal, then draw it again."""
+        with self._lock:
+            if self._line:
+                self._out.write(self._CLEAR)
+                self._out.flush()
+            yield
+            if self._line:
+                self._out.write(self._line)
+                self._out.flush()
+
+    def close(self) -> None:
+        """Leave the last bar on its line."""
+        with self._lock:
+            if self._line:
+                self._out.write("\n")
+                self._out.flush()
+            self._line = ""
+
+
+class _AboveTheBar:
+    """A stream for the log handler that writes above the bar."""
+
+    def __init__(self, stream: TextIO, bar: LiveBar) -> None:
+        self._stream = stream
+        self._bar = bar
+
+    def write(self, text: str) -> int:
+        """Write `text` above the bar."""
+        with self._bar.above():
+            written = self._stream.write(text)
+            self._stream.flush()
+        return written
+
+    def flush(self) -> None:
+        """Flush the real stream."""
+        self._stream.flush()
+
+
+_BAR_WIDTH = 36
+_MIN_BAR = 10
+
+
 @contextmanager
-def progress_bar(show: bool) -> Iterator[Progress | None]:
-    """A progress callback drawing one bar on the terminal, or None."""
+def progress_bar(show: bool, out: TextIO) -> Iterator[Progress | None]:
+    """A progress callback drawing one bar on `out`, with the log printed above it; or None."""
     if not show:
         yield None
         return
-    with ExitStack() as stack:
-        bars: list[Any] = []
-        drawn = [0]
-
-        def update(summary: SyncSummary) -> None:
-            if not bars:
-                bar = typer.progressbar(
-                    length=max(summary.configs, 1),
-                    label="Syncing",
-                    item_show_func=lambda text: text,
-                )
-                bars.append(stack.enter_context(bar))
-            done = summary.done
-            bars[0].current_item = panel_counts(summary.counts)
-            bars[0].update(done - drawn[0])
-            drawn[0] = done
-
-        yield update
+    bar = LiveBar(out)
+    handlers = [
+        h
+        for h in logging.getLogger().handlers
+        if h.get_name() == HANDLER_NAME
+        and isinstance(h, logging.StreamHandler)
+        and not isinstance(h, logging.FileHandler)
+    ]
+    streams = [
+        (handler, handler.setStream(_AboveTheBar(handler.stream, bar))) for handler in handlers
+    ]
+    try:
+        yield bar.show
+    finally:
+        bar.close()
+        for handler, stream in streams:
+            handler.setStream(stream)
 
 
 class _NotPerConfig(logging.Filter):

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from usage_core.dispatch import TickResult
+from usage_core.errors import UsageSyncError
+from usage_core.log import ctx
 from usage_core.ports import Clock
 
 logger = logging.getLogger(__name__)
@@ -28,7 +30,8 @@ def run_loop(
 ) -> int:
     """Tick now and then at the start of every minute until `should_stop()`; the ticks run.
 
-    A tick that raises is logged and the loop goes on; a minute that passes
+    A tick that raises is logged (a usage-sync error in one line, anything else
+    with its traceback) and the loop goes on; a minute that passes
     while a tick (and the job it ran inline) is busy is not caught up, as with
     Laravel's `schedule:run`.
     """
@@ -42,6 +45,8 @@ def run_loop(
             ticks += 1
             try:
                 tick(now)
+            except UsageSyncError as exc:  # the database or Redis, named in one line
+                logger.error("Scheduler tick failed: %s", exc, extra=ctx(error=str(exc)))
             except Exception:
                 logger.exception("Scheduler tick failed")
         if should_stop():

@@ -1,12 +1,15 @@
 """The embedded scheduler loop, driven by a fake clock."""
 
+import logging
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import attrs
+import pytest
 
 from tests.fakes import InMemoryLock, InMemorySettings, InMemorySlots, RecordingQueue
 from usage_core.dispatch import SchedulerTick, TickResult
+from usage_core.errors import MissingTablesError
 from usage_core.interval import INTERVAL_SETTING_KEY
 from usage_entrypoints.embedded import run_loop, seconds_to_next_minute
 
@@ -69,6 +72,19 @@ class TestRunLoop:
 
         assert run_loop(tick, clock, clock.sleep, clock.stop) == 3
         assert len(calls) == 3
+
+    def test_database_error_is_one_line(self, caplog: pytest.LogCaptureFixture) -> None:
+        """A tick that meets a database without tables logs its reason, without a traceback."""
+        clock = FakeTime(START, sleeps_left=0)
+
+        def tick(now: datetime) -> TickResult:
+            raise MissingTablesError("no such table: settings")
+
+        with caplog.at_level(logging.ERROR):
+            run_loop(tick, clock, clock.sleep, clock.stop)
+        (record,) = caplog.records
+        assert record.getMessage() == "Scheduler tick failed: no such table: settings"
+        assert record.exc_info is None
 
     def test_seconds_to_next_minute(self) -> None:
         """From hh:mm:20.5 the next minute is 39.5 s away."""
