@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable
 
 from usage_core.dispatch import JOB_NAME
+from usage_core.errors import UsageSyncError
 from usage_core.run import SyncRun
 
 logger = logging.getLogger(__name__)
@@ -23,6 +24,8 @@ class InlineJobQueue:
         job_id = f"{JOB_NAME}-inline-{uuid.uuid4().hex[:12]}"
         try:
             self._run().with_tries(lock_token)
+        except UsageSyncError as exc:  # the database or Redis: its reason in one line
+            logger.error("%s %s failed on its last try: %s", JOB_NAME, job_id, exc)
         except Exception:
             logger.exception("%s %s failed on its last try", JOB_NAME, job_id)
         return job_id

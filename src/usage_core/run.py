@@ -79,11 +79,17 @@ class SyncRun:
         for attempt in range(1, tries + 1):
             try:
                 return self.dispatched(token, last_try=attempt >= tries)
-            except Exception:
+            except Exception as exc:
                 if attempt >= tries:
                     raise
+                # A usage-sync error says what went wrong in its message; anything else is a bug.
                 logger.warning(
-                    "%s failed on try %s of %s; retrying", JOB_NAME, attempt, tries, exc_info=True
+                    "%s failed on try %s of %s; retrying: %s",
+                    JOB_NAME,
+                    attempt,
+                    tries,
+                    exc,
+                    exc_info=not isinstance(exc, UsageSyncError),
                 )
         msg = "tries must be at least 1"
         raise ValueError(msg)

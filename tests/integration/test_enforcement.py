@@ -216,6 +216,19 @@ def test_a_panel_down_leaves_pending_work_that_the_next_run_completes(world: Wor
     assert event["meta"]["attempts"] == 4
 
 
+def test_enforce_exits_1_while_a_panel_operation_fails(world: World) -> None:
+    """`enforce` exits 1 while a queued panel operation keeps failing, 0 once it is done."""
+    world.panels["marzban"].set_write_fault("u-marzban", Fault.http_status(500))
+    assert world.sync()["enforcement"]["remote_pending"] == 1
+    failing = usage_sync("enforce", "--json", env=world.env)
+    assert failing.returncode == 1, failing.stderr
+    assert json.loads(failing.stdout)["remote_failed"] == 1
+    world.panels["marzban"].clear_write_fault("u-marzban")
+    done = usage_sync("enforce", "--json", env=world.env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["remote_pending"] == 0
+
+
 def test_dry_run_reports_what_a_real_pass_then_does(world: World) -> None:
     """`enforce --dry-run --json` lists transitions and changes nothing; `enforce` makes them."""
     with world.db.engine.begin() as conn:  # type: ignore[attr-defined]

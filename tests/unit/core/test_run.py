@@ -14,7 +14,7 @@ from tests.fakes import (
     InMemoryResellers,
     ScriptedPanelClients,
 )
-from usage_core.errors import LockHeldError
+from usage_core.errors import DatabaseUnavailableError, LockHeldError
 from usage_core.model import ConfigFilter, SyncItem
 from usage_core.run import SyncRun
 from usage_core.run_stats import RunStats
@@ -64,11 +64,18 @@ class BrokenConfigs(InMemoryConfigs):
         raise RuntimeError("the database went away")
 
 
+class DownConfigs(InMemoryConfigs):
+    """A configs table whose database cannot be reached."""
+
+    def synced_items(self, only: ConfigFilter | None = None) -> list[SyncItem]:
+        raise DatabaseUnavailableError("cannot connect to the server: refused")
+
+
 def sync_run(
-    clock: Seconds, *, broken: bool = False
+    clock: Seconds, *, broken: bool = False, down: bool = False
 ) -> tuple[SyncRun, InMemoryLock, MemoryHistory]:
     """A run over an empty world (or one whose reads fail), with a fake lock and history."""
-    configs = BrokenConfigs() if broken else InMemoryConfigs()
+    configs = BrokenConfigs() if broken else DownConfigs() if down else InMemoryConfigs()
     resellers = InMemoryResellers(configs, {1: 0}, {}, [1])
     sync = SyncAllUsage(
         configs,
@@ -189,6 +196,17 @@ class TestSyncRun:
         with pytest.raises(RuntimeError):
             run.with_tries(token)
         assert lock.remaining_seconds() is None
+
+    def test_a_database_down_retry_is_one_line(self, caplog: pytest.LogCaptureFixture) -> None:
+        """A try that fails with a usage-sync error logs its reason without a traceback."""
+        run, lock, _ = sync_run(Seconds(), down=True)
+        token = lock.acquire(300)
+        assert token
+        with caplog.at_level(logging.WARNING), pytest.raises(DatabaseUnavailableError):
+            run.with_tries(token)
+        [retry] = [r for r in caplog.records if "retrying" in r.getMessage()]
+        assert retry.getMessage().endswith("retrying: cannot connect to the server: refused")
+        assert not retry.exc_info
 
     def test_hand_over_keeps_the_lock_for_the_final_job(self) -> None:
         """Starting a fan-out keeps the lock; failing to start it on the last try frees it."""
