@@ -28,43 +28,62 @@ logger = logging.getLogger(__name__)
 
 
 class PasswordTokenAuth:
-    """An OAuth2 password form (`username`, `password`) that buys a bearer token.
+    """A login with the admin's username and password that buys a bearer token.
 
     Marzban (`/api/admin/token`), Marzneshin (`/api/admins/token`) and
-    PasarGuard answer `{"access_token": ...}`; the token then goes in
-    `Authorization: Bearer`. A 401 means the token was rejected. The token
-    can be kept between runs until its JWT `exp`.
+    PasarGuard take an OAuth2 password form and answer `{"access_token": ...}`;
+    Remnawave (`/api/auth/login`) takes JSON and answers
+    `{"response": {"accessToken": ...}}` (`json_login`, `token_at`). The token
+    then goes in `Authorization: Bearer`, with the `extra` headers. A 401 means
+    the token was rejected. The token can be kept between runs until its JWT
+    `exp`.
     """
 
     needs_login = True
 
-    def __init__(self, panel: Panel, label: str, token_path: str) -> None:
+    def __init__(
+        self,
+        panel: Panel,
+        label: str,
+        token_path: str,
+        *,
+        json_login: bool = False,
+        token_at: tuple[str, ...] = ("access_token",),
+        extra: Mapping[str, str] | None = None,
+        missing: str = "the panel has no admin username or password",
+    ) -> None:
         self._panel_id = panel.id
         self._label = label
         self._token_path = token_path
+        self._json_login = json_login
+        self._token_at = token_at
+        self._extra = dict(extra or {})
+        self._missing = missing
         self._username = panel.username or ""
         self._password = panel.password.reveal() if panel.password else ""
 
     def problem(self) -> str | None:
         """Both the admin username and password are needed."""
         if not self._username or not self._password:
-            return "the panel has no admin username or password"
+            return self._missing
         return None
 
     def log_in(self, http: HttpChannel, deadline: float | None) -> object | LoginFailure:
-        """Post the form; the access token, or why not."""
+        """Post the login; the access token, or why not."""
         label = self._label
+        form = {"username": self._username, "password": self._password}
         sent = http.send(
             "POST",
             self._token_path,
-            data={"username": self._username, "password": self._password},
-            headers={"Accept": "application/json"},
+            data=None if self._json_login else form,
+            json_body=form if self._json_login else None,
+            headers={**self._extra, "Accept": "application/json"},
             deadline=deadline,
         )
         if isinstance(sent, TransportProblem):
             logger.error(f"{label} Login Exception:", extra=ctx(message=sent.message))
             return LoginFailure(HardFailure(f"login failed: {sent.reason}"), final=False)
-        token = _access_token(sent)
+        token = _access_token(sent, self._token_at)
         if token is None:
             logger.warning(
                 f"{label} Login failed",
@@ -81,8 +100,12 @@ class PasswordTokenAuth:
         return token
 
     def headers(self, credential: object) -> Mapping[str, str]:
-        """`Authorization: Bearer <token>`."""
-        return {"Authorization": f"Bearer {credential}", "Accept": "application/json"}
+        """`Authorization: Bearer <token>`, with the extra headers."""
+        return {
+            **self._extra,
+            "Authorization": f"Bearer {credential}",
+            "Accept": "application/json",
+        }
 
     def lost(self, reply: Reply, route_known: bool) -> bool:
         """A 401: the token expired or was revoked."""
@@ -108,11 +131,13 @@ class PasswordTokenAuth:
         return token
 
 
-def _access_token(reply: Reply) -> str | None:
+def _access_token(reply: Reply, at: tuple[str, ...]) -> str | None:
+    """The token found under the keys `at` of a successful reply, if it fits in a header."""
     if not reply.ok:
         return None
-    decoded = decode_json(reply)
-    token = decoded.get("access_token") if isinstance(decoded, dict) else None
+    token = decode_json(reply)
+    for key in at:
+        token = token.get(key) if isinstance(token, dict) else None
     return token if isinstance(token, str) and token and header_safe(token) else None
 
 

@@ -26,10 +26,10 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from usage_adapters.panels.auth import PasswordTokenAuth
+from usage_adapters.panels.auth import PasswordTokenAuth, api_key_auth
 from usage_adapters.panels.dialect import (
+    Auth,
     FetchWording,
-    LoginFailure,
     Page,
     Requester,
     log_debug_reading,
@@ -37,20 +37,14 @@ from usage_adapters.panels.dialect import (
 from usage_adapters.panels.http import (
     HttpChannel,
     QueryParams,
-    Reply,
-    TransportProblem,
-    decode_json,
-    header_safe,
     path_segment,
 )
 from usage_adapters.panels.options import ReadOptions
 from usage_adapters.panels.writes import Answer, answer, done
-from usage_core.log import ctx
 from usage_core.model import Panel
 from usage_core.read_strategy import ReadCosts
 from usage_core.readings import (
     CounterReading,
-    HardFailure,
     RemoteResult,
     UsageResult,
     parse_remnawave_stream,
@@ -82,103 +76,27 @@ def forwarded_headers(panel: Panel) -> Mapping[str, str]:
     return {"X-Forwarded-For": "127.0.0.1", "X-Forwarded-Proto": "https"}
 
 
-class ApiTokenAuth:
-    """The panel row's `api_token` as a bearer token; there is no login to renew."""
+def remnawave_auth(panel: Panel) -> Auth:
+    """The row's `api_token` as a bearer token, or else the admin's login.
 
-    needs_login = False
-
-    def __init__(self, token: str, extra: Mapping[str, str]) -> None:
-        self._token = token
-        self._extra = extra
-
-    def problem(self) -> str | None:
-        """The token must fit in a header."""
-        if not header_safe(self._token):
-            return "the panel's API token has characters a header cannot carry"
-        return None
-
-    def log_in(self, http: HttpChannel, deadline: float | None) -> object | LoginFailure:
-        """Nothing to do: the token is the credential."""
-        return self._token
-
-    def headers(self, credential: object) -> Mapping[str, str]:
-        """`Authorization: Bearer <token>`."""
-        return {
-            **self._extra,
-            "Authorization": f"Bearer {self._token}",
-            "Accept": "application/json",
-        }
-
-    def lost(self, reply: Reply, route_known: bool) -> bool:
-        """A token made in the dashboard is never renewed here."""
-        return False
-
-    def on_relogin(self, username: str | None) -> None:
-        """Never called: the token is never renewed."""
-
-
-class AdminLoginAuth(PasswordTokenAuth):
-    """`POST /api/auth/login` with the admin's username and password, as JSON.
-
-    The token is renewed on a 401 and kept between runs until its JWT `exp`,
-    as Marzban's is (each login notifies the panel's admins).
+    An admin token is accepted on the API only from the panel's own web page
+    (`X-Remnawave-Client-Type: browser`). It is renewed on a 401 and kept
+    between runs until its JWT `exp`, as Marzban's is (each login notifies the
+    panel's admins).
     """
-
-    def __init__(self, panel: Panel, extra: Mapping[str, str]) -> None:
-        super().__init__(panel, LABEL, LOGIN_ROUTE)
-        self._extra = extra
-
-    def problem(self) -> str | None:
-        """An API token, or both the admin username and password, are needed."""
-        if super().problem() is not None:
-            return "the panel has no API token and no admin username or password"
-        return None
-
-    def log_in(self, http: HttpChannel, deadline: float | None) -> object | LoginFailure:
-        """Post the login; `response.accessToken`, or why not (a wrong password is a 403)."""
-        sent = http.send(
-            "POST",
-            LOGIN_ROUTE,
-            json_body={"username": self._username, "password": self._password},
-            headers={**self._extra, "Accept": "application/json"},
-            deadline=deadline,
-        )
-        if isinstance(sent, TransportProblem):
-            logger.error(f"{LABEL} Login Exception:", extra=ctx(message=sent.message))
-            return LoginFailure(HardFailure(f"login failed: {sent.reason}"), final=False)
-        token = _access_token(sent)
-        if token is None:
-            logger.warning(
-                f"{LABEL} Login failed",
-                extra=ctx(status=sent.status, body_preview=http.preview(sent)),
-            )
-            failure = http.http_failure(sent, prefix="login failed: ")
-            if sent.ok:
-                failure = HardFailure(
-                    f"login failed: HTTP {sent.status} without a usable access token"
-                )
-            return LoginFailure(failure, final=sent.status < 500)
-        http.redactor.add(token)
-        logger.debug(f"{LABEL} Login successful")
-        return token
-
-    def headers(self, credential: object) -> Mapping[str, str]:
-        """The admin's bearer token, marked as the panel's own web page."""
-        return {
-            **self._extra,
-            "Authorization": f"Bearer {credential}",
-            "X-Remnawave-Client-Type": "browser",
-            "Accept": "application/json",
-        }
-
-
-def _access_token(reply: Reply) -> str | None:
-    if not reply.ok:
-        return None
-    decoded = decode_json(reply)
-    body = decoded.get("response") if isinstance(decoded, dict) else None
-    token = body.get("accessToken") if isinstance(body, dict) else None
-    return token if isinstance(token, str) and token and header_safe(token) else None
+    extra = forwarded_headers(panel)
+    key = api_key_auth(panel, "Authorization", scheme="Bearer", extra=extra)
+    if key is not None:
+        return key
+    return PasswordTokenAuth(
+        panel,
+        LABEL,
+        LOGIN_ROUTE,
+        json_login=True,
+        token_at=("response", "accessToken"),
+        extra={**extra, "X-Remnawave-Client-Type": "browser"},
+        missing="the panel has no API token and no admin username or password",
+    )
 
 
 @attrs.frozen
@@ -234,13 +152,7 @@ class RemnawaveDialect:
 
     def __init__(self, http: HttpChannel, options: ReadOptions) -> None:
         self.http_channel = http
-        panel = http.panel
-        extra = forwarded_headers(panel)
-        self.auth: ApiTokenAuth | AdminLoginAuth
-        if panel.api_token:
-            self.auth = ApiTokenAuth(panel.api_token.reveal(), extra)
-        else:
-            self.auth = AdminLoginAuth(panel, extra)
+        self.auth = remnawave_auth(http.panel)
         size = min(max(1, options.page_size or MAX_PAGE_SIZE), MAX_PAGE_SIZE)
         self.listing = RemnawaveListing(size)
 
