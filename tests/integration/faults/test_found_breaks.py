@@ -264,8 +264,14 @@ def test_user_listed_twice_is_read_singly(tmp_path: Path) -> None:
     ):
         paged = ("marzban", "marzneshin")
         for kind in paged:
-            # Three pages of two users, fetched concurrently after the first.
-            set_panel_column(world, kind, "extra", '{"sync_page_size":2}')
+            # Three pages of two users, fetched concurrently after the first; a listing
+            # even where six wanted users would be read by name.
+            extra = {
+                "sync_page_size": 2,
+                "sync_page_concurrency": 4,
+                "usage_sync_read_strategy": "listing",
+            }
+            set_panel_column(world, kind, "extra", json.dumps(extra))
         for run in range(6):
             world.grow()
             # The duplicate alternates between a later and an earlier page, and between
