@@ -217,12 +217,17 @@ def assert_totals_match(world: FaultWorld) -> None:
 
 
 def set_page_size(engine: Engine, kinds: Sequence[str], size: int) -> None:
-    """Give the panels of `kinds` an `extra.sync_page_size`."""
+    """Give the panels of `kinds` an `extra.sync_page_size`, and a listing to page.
+
+    The few users wanted here would otherwise be read by name, in one request,
+    and a fault drawn for a later page would never be met.
+    """
+    extra = {"sync_page_size": size, "usage_sync_read_strategy": "listing"}
     with engine.begin() as conn:
         for kind in kinds:
             conn.execute(
                 text("UPDATE panels SET extra = :extra WHERE panel_type = :kind"),
-                {"extra": json.dumps({"sync_page_size": size}), "kind": kind},
+                {"extra": json.dumps(extra), "kind": kind},
             )
 
 
