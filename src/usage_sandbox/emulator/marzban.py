@@ -341,13 +341,27 @@ def _optional_int(fields: Mapping[str, object], name: str, errors: dict[str, str
 
 
 def non_negative_ints(request: Request, *names: str) -> dict[str, int] | Response:
+    """Integer query parameters as Marzban (pydantic v1) reads them: digits only."""
+    return _int_params(request, names, signed=False, refusal="value is not a valid integer")
+
+
+def query_ints(request: Request, *names: str) -> dict[str, int] | Response:
+    """Integer query parameters as pydantic v2 reads them (Marzneshin, PasarGuard): signed."""
+    refusal = "Input should be a valid integer, unable to parse string as an integer"
+    return _int_params(request, names, signed=True, refusal=refusal)
+
+
+def _int_params(
+    request: Request, names: tuple[str, ...], *, signed: bool, refusal: str
+) -> dict[str, int] | Response:
     values: dict[str, int] = {}
     for name in names:
         raw = request.param(name)
         if raw is None or raw == "":
             continue
-        if not raw.isdigit():
-            return json_reply({"detail": {name: "value is not a valid integer"}}, 422)
+        digits = raw.removeprefix("-") if signed else raw
+        if not digits.isdigit():
+            return json_reply({"detail": {name: refusal}}, 422)
         values[name] = int(raw)
     return values
 

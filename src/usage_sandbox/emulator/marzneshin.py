@@ -21,8 +21,13 @@ from usage_sandbox.emulator.base import (
     json_reply,
     json_text_reply,
 )
-from usage_sandbox.emulator.marzban import BearerApp, non_negative_ints
+from usage_sandbox.emulator.marzban import BearerApp, query_ints
 from usage_sandbox.emulator.users import EmulatedUser, stable_uuid
+
+# pydantic v2's refusal of an `order_by` outside the panel's enum, as the panel sends it.
+ORDER_BY_REFUSAL = "Input should be {} or {}".format(
+    ", ".join(f"'{order}'" for order in MARZNESHIN_ORDERS[:-1]), f"'{MARZNESHIN_ORDERS[-1]}'"
+)
 
 
 class _AlreadyInStateError(Exception):
@@ -141,24 +146,23 @@ class MarzneshinApp(BearerApp):
         those users; a single one is a case-insensitive substring match.
         """
         self.count("list_pages")
-        bounds = non_negative_ints(request, "page", "size")
+        bounds = query_ints(request, "page", "size")
         if isinstance(bounds, Response):
             return bounds
         page = bounds.get("page", 1)
         size = bounds.get("size", MARZNESHIN_DEFAULT_PAGE_SIZE)
-        if page < 1:
+        for name, value in (("page", page), ("size", size)):
+            if value < 1:
+                return json_reply(
+                    {"detail": {name: "Input should be greater than or equal to 1"}}, 422
+                )
+        if size > MARZNESHIN_MAX_PAGE_SIZE:
             return json_reply(
-                {"detail": {"page": "ensure this value is greater than or equal to 1"}}, 422
-            )
-        if not 1 <= size <= MARZNESHIN_MAX_PAGE_SIZE:
-            return json_reply(
-                {"detail": {"size": "ensure this value is less than or equal to 100"}}, 422
+                {"detail": {"size": "Input should be less than or equal to 100"}}, 422
             )
         order_by = request.param("order_by")
         if order_by is not None and order_by not in MARZNESHIN_ORDERS:
-            return json_reply(
-                {"detail": {"order_by": "value is not a valid enumeration member"}}, 422
-            )
+            return json_reply({"detail": {"order_by": ORDER_BY_REFUSAL}}, 422)
         faulted = self.begin_page(page)
         if faulted is not None:
             return faulted

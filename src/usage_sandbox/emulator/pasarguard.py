@@ -14,6 +14,7 @@ own `status` stays `active`.
 from __future__ import annotations
 
 import dataclasses
+import json
 import secrets
 import threading
 from collections.abc import Mapping
@@ -29,12 +30,28 @@ from usage_sandbox.emulator.base import (
     json_reply,
     json_text_reply,
 )
-from usage_sandbox.emulator.marzban import BearerApp, non_negative_ints
+from usage_sandbox.emulator.marzban import BearerApp, query_ints
 from usage_sandbox.emulator.users import EmulatedUser, stable_uuid
 
 ADMIN_STATUSES: Final = ("active", "disabled", "limited")
+
+
+def credentials_refused() -> Response:
+    """401 `Could not validate credentials`: a missing, bad or expired token or key alike."""
+    return json_reply(
+        {"detail": "Could not validate credentials"}, 401, ("WWW-Authenticate", "Bearer")
+    )
+
+
 # `UserModify.status`: limited and expired are the panel's to set.
 MODIFY_STATUSES: Final = ("active", "disabled", "on_hold")
+# The validator's refusal of any other status, verbatim from v5.2.1 (a Python set's repr).
+STATUS_REFUSAL: Final = (
+    "Value error, ('status must be in', {<UserStatus.active: 'active'>, "
+    "<UserStatus.on_hold: 'on_hold'>, <UserStatus.disabled: 'disabled'>})"
+)
+# `UserSortOption`: Marzban's keys plus `edit_at` and `online_at`, each also with `-`.
+SORTS: Final = (*MARZBAN_SORTS, "edit_at", "online_at")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,18 +166,13 @@ class PasarGuardApp(BearerApp):
         `_get_admin_from_request_credentials`.
         """
         refusal = super().authenticate(request)
+        if refusal is not None and refusal.status == 401:
+            # No bearer token at all is the same 401 as a bad one (no "Not authenticated").
+            refusal = credentials_refused()
         key = (request.header("X-Api-Key") or "").strip()
         if refusal is not None and key:
             valid = secrets.compare_digest(key.encode(), self.credentials.api_key.encode())
-            refusal = (
-                None
-                if valid
-                else json_reply(
-                    {"detail": "Could not validate credentials"},
-                    401,
-                    ("WWW-Authenticate", "Bearer"),
-                )
-            )
+            refusal = None if valid else credentials_refused()
         if refusal is not None:
             return refusal
         admin = self.admins.get(self.admins.login_admin)
@@ -188,15 +200,16 @@ class PasarGuardApp(BearerApp):
             return faulted
         try:
             body = request.json()
+        except json.JSONDecodeError as error:
+            # FastAPI names the failing position as the field: `{` is `{"1": ...}`.
+            return json_reply({"detail": {str(error.pos): "JSON decode error"}}, 422)
         except ValueError:
-            return json_reply({"detail": {"body": "JSON decode error"}}, 422)
+            return json_reply({"detail": {"0": "JSON decode error"}}, 422)
         if not isinstance(body, dict):
             return json_reply({"detail": {"body": "Input should be a valid dictionary"}}, 422)
         status = body.get("status")
         if status is not None and status not in MODIFY_STATUSES:
-            return json_reply(
-                {"detail": {"status": "Input should be 'active', 'disabled' or 'on_hold'"}}, 422
-            )
+            return json_reply({"detail": {"status": STATUS_REFUSAL}}, 422)
         if self.users.get(username) is None:
             return self.user_not_found(username)
         try:
@@ -211,16 +224,22 @@ class PasarGuardApp(BearerApp):
         return json_reply(self.render(user))
 
     def list_users(self, request: Request, params: Mapping[str, str]) -> Response:
-        """`{users, total}`: exact `username`/`usernames` filters, `offset`/`limit`, `sort`."""
+        """`{users, total}`: exact `username`/`usernames` filters, `offset`/`limit`, `sort`.
+
+        A negative `offset` or `limit` is no offset or no limit, as the panel
+        on SQLite answers; an unknown sort key is a 400.
+        """
         self.count("list_pages")
-        bounds = non_negative_ints(request, "offset", "limit")
+        bounds = query_ints(request, "offset", "limit")
         if isinstance(bounds, Response):
             return bounds
-        offset, limit = bounds.get("offset", 0), bounds.get("limit", 0)
+        offset, limit = max(bounds.get("offset", 0), 0), max(bounds.get("limit", 0), 0)
         keys = [key for key in (request.param("sort") or "").split(",") if key]
         for key in keys:
-            if key.removeprefix("-") not in MARZBAN_SORTS:
-                return json_reply({"detail": f'"{key}" is not a valid sort option'}, 400)
+            if key.removeprefix("-") not in SORTS:
+                return json_reply(
+                    {"detail": f"Value error, '{key}' is not a valid UserSortOption"}, 400
+                )
         faulted = self.begin_page(offset // limit + 1 if limit else 1)
         if faulted is not None:
             return faulted
@@ -248,8 +267,8 @@ class PasarGuardApp(BearerApp):
     def list_admins(self, request: Request, params: Mapping[str, str]) -> Response:
         """`GET /api/admins`: `usernames` exact, `username` a substring, `offset`/`limit`."""
         if not self.admins.readable:
-            return json_reply({"detail": "You're not allowed"}, 403)
-        bounds = non_negative_ints(request, "offset", "limit")
+            return json_reply({"detail": "Permission denied: admins.read"}, 403)
+        bounds = query_ints(request, "offset", "limit")
         if isinstance(bounds, Response):
             return bounds
         admins = self.admins.all()
@@ -259,7 +278,7 @@ class PasarGuardApp(BearerApp):
         like = (request.param("username") or "").lower()
         if like:
             admins = [admin for admin in admins if like in admin.username.lower()]
-        offset, limit = bounds.get("offset", 0), bounds.get("limit", 0)
+        offset, limit = max(bounds.get("offset", 0), 0), max(bounds.get("limit", 0), 0)
         page = admins[offset : offset + limit] if limit else admins[offset:]
         counts = {status: sum(a.status == status for a in admins) for status in ADMIN_STATUSES}
         return json_reply(
