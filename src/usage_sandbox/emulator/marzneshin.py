@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
 from urllib.parse import quote
 
 from usage_sandbox.emulator.base import (
@@ -40,6 +42,36 @@ class MarzneshinApp(BearerApp):
 
     kind = "marzneshin"
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Users of other admins; while any are set, the login admin is not sudo.
+        self._foreign: frozenset[str] = frozenset()
+        self._foreign_lock = threading.Lock()
+
+    def give_to_other_admin(self, usernames: Iterable[str]) -> None:
+        """Make the login admin a non-sudo one that does not own these users."""
+        with self._foreign_lock:
+            self._foreign = frozenset(usernames)
+
+    @property
+    def is_sudo(self) -> bool:
+        """False once some users belong to another admin."""
+        with self._foreign_lock:
+            return not self._foreign
+
+    def refusal(self, username: str) -> Response | None:
+        """`get_user`'s dependency: a non-sudo admin gets 403 for a user it does not own.
+
+        An unknown user is refused the same way (the check runs before the 404).
+        """
+        with self._foreign_lock:
+            foreign = self._foreign
+        if not foreign:
+            return None
+        if username in foreign or self.users.get(username) is None:
+            return json_reply({"detail": "You're not allowed"}, 403)
+        return None
+
     def add_routes(self, router: Router) -> None:
         router.add("POST", "/api/admins/token", self.issue_token)
         router.add("GET", "/api/users", self.guard(self.list_users))
@@ -52,6 +84,9 @@ class MarzneshinApp(BearerApp):
     def reset_user(self, request: Request, params: Mapping[str, str]) -> Response:
         """`crud.reset_user_data_usage`: `used_traffic` to 0; the stored lifetime column stands."""
         username = params["username"]
+        refused = self.refusal(username)
+        if refused is not None:
+            return refused
 
         def write(_: EmulatedUser) -> Response:
             try:
@@ -77,6 +112,10 @@ class MarzneshinApp(BearerApp):
         return self._set_enabled(params["username"], True)
 
     def _set_enabled(self, username: str, enabled: bool) -> Response:
+        refused = self.refusal(username)
+        if refused is not None:
+            return refused
+
         def change(user: EmulatedUser) -> EmulatedUser:
             if user.enabled == enabled:
                 raise _AlreadyInStateError
@@ -95,9 +134,12 @@ class MarzneshinApp(BearerApp):
         return self.write_reply(username, write)
 
     def token_reply(self, token: str) -> dict[str, object]:
-        return {"access_token": token, "is_sudo": True, "token_type": "bearer"}
+        return {"access_token": token, "is_sudo": self.is_sudo, "token_type": "bearer"}
 
     def get_user(self, request: Request, params: Mapping[str, str]) -> Response:
+        refused = self.refusal(params["username"])
+        if refused is not None:
+            return refused
         return self.user_reply(
             params["username"],
             lambda user: json_reply(self.user_body(user, self.users.id_of(user.username))),
@@ -169,6 +211,11 @@ class MarzneshinApp(BearerApp):
         descending = (request.param("descending") or "").lower() in ("true", "1")
         base = "username" if order_by == "username" else "id"
         names = self.listed_names(("-" if descending else "") + base)
+        with self._foreign_lock:
+            foreign = self._foreign
+        if foreign:
+            # A non-sudo admin lists its own users only.
+            names = tuple(name for name in names if name not in foreign)
         wanted = request.query.get("username")
         if wanted and len(wanted) > 1:
             names = self.exactly(names, wanted)

@@ -481,6 +481,16 @@ class PanelEmulator:
             raise TypeError("admins exist only on the PasarGuard emulator")
         return self._app.admins
 
+    def give_to_other_admin(self, usernames: Iterable[str]) -> None:
+        """Marzneshin only: log in as a non-sudo admin that does not own these users.
+
+        They are left out of its listings, and reading, disabling or enabling
+        them (or any unknown user) is 403 `You're not allowed`.
+        """
+        if not isinstance(self._app, MarzneshinApp):
+            raise TypeError("other admins' users exist only on the Marzneshin emulator")
+        self._app.give_to_other_admin(usernames)
+
     def set_shape(self, username: str, shape: EylandooShape | None) -> None:
         """Eylandoo only: the reply shape for one user (None: the emulator's default)."""
         if not isinstance(self._app, EylandooApp):

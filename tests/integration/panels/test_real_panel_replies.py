@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 import httpx
 import pytest
-from gateway_support import StartEmulator
+from gateway_support import OpenSession, StartEmulator, failure, reading
 from panel_support import ADMIN, PASSWORD
 
 from usage_sandbox.emulator import EmulatedUser, PanelEmulator
@@ -167,3 +167,33 @@ class TestMarzneshinAsTheRealPanel:
             bad = client.get("/api/users/alice", headers={"Authorization": "Bearer junk"})
         assert (bare.status_code, bare.json()) == (401, {"detail": "Not authenticated"})
         assert (bad.status_code, bad.json()) == (401, {"detail": "Could not validate credentials"})
+
+    def test_a_non_sudo_admin_sees_only_its_own_users(self, start: StartEmulator) -> None:
+        """Another admin's user, or an unknown one, is 403 `You're not allowed`; lists omit it."""
+        panel = start("marzneshin", users=users())
+        panel.give_to_other_admin(["alice"])
+        refused = {"detail": "You're not allowed"}
+        with logged_in(panel) as api:
+            for method, path in (
+                ("GET", "/api/users/alice"),
+                ("POST", "/api/users/alice/disable"),
+                ("POST", "/api/users/alice/enable"),
+                ("GET", "/api/users/nosuch"),
+            ):
+                reply = api.request(method, path)
+                assert (reply.status_code, reply.json()) == (403, refused), path
+            assert api.get("/api/users/bob").status_code == 200
+            both = [("username", "alice"), ("username", "bob")]
+            reply = api.get("/api/users", params=both)
+            assert (listed(reply, "items"), reply.json()["total"]) == (["bob"], 1)
+        assert panel.users.is_enabled("alice")
+
+    def test_the_gateway_reports_another_admins_user_and_reads_its_own(
+        self, start: StartEmulator, open_session: OpenSession
+    ) -> None:
+        """Through usage-sync: bob is read, alice fails with the panel's own 403 reason."""
+        panel = start("marzneshin", users=users())
+        panel.give_to_other_admin(["alice"])
+        results = open_session(panel).fetch_many(["alice", "bob"])
+        assert failure(results["alice"]).reason == "HTTP 403: You're not allowed"
+        assert reading(results["bob"]).bytes == 3_000_000
