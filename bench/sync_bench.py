@@ -42,6 +42,7 @@ from original_strategy import run_original_strategy
 from usage_adapters.sql import tables as t
 from usage_adapters.sql.engine import create_store_engine
 from usage_adapters.sql.meta import COUNTED_KEY, LAST_COUNTER_KEY, SETTLED_KEY
+from usage_entrypoints.collector import rare_collections
 from usage_entrypoints.container import build_container
 from usage_sandbox.emulator import EmulatedUser, PanelEmulator
 
@@ -480,7 +481,8 @@ def run_ours(env: dict[str, str], launched: float, profile: str | None) -> dict[
     started, cpu = time.perf_counter(), time.process_time()
     if profiler:
         profiler.enable()
-    summary = sync()
+    with rare_collections():
+        summary = sync()
     if profiler:
         profiler.disable()
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu

@@ -19,6 +19,7 @@ import typer
 from usage_core.errors import BrokerUnavailableError, MissingTablesError, UsageSyncError
 from usage_core.interval import INTERVAL_SETTING_KEY, parse_interval
 from usage_entrypoints import sync_one_output as out
+from usage_entrypoints.collector import rare_collections
 from usage_entrypoints.console import keep_per_config_lines_off_the_terminal, progress_bar
 from usage_entrypoints.exit_codes import ExitCode, exit_code_for, exit_code_of_outcome
 from usage_entrypoints.problems import explain
@@ -309,7 +310,7 @@ def sync(
         show_bar = not as_json and sys.stdout.isatty()
         if show_bar and not verbose:
             keep_per_config_lines_off_the_terminal()
-        with progress_bar(show_bar, sys.stdout) as progress:
+        with progress_bar(show_bar, sys.stdout) as progress, rare_collections():
             document = container.sync_run().now(progress)
     if as_json:
         typer.echo(json.dumps(document, indent=2))

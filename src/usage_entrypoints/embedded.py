@@ -10,6 +10,7 @@ from usage_core.dispatch import TickResult
 from usage_core.errors import UsageSyncError
 from usage_core.log import ctx
 from usage_core.ports import Clock
+from usage_entrypoints.collector import rare_collections
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +45,8 @@ def run_loop(
             last_minute = minute
             ticks += 1
             try:
-                tick(now)
+                with rare_collections():
+                    tick(now)
             except UsageSyncError as exc:  # the database or Redis, named in one line
                 logger.error("Scheduler tick failed: %s", exc, extra=ctx(error=str(exc)))
             except Exception:

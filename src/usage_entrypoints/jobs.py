@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from usage_core.dispatch import JOB_NAME, JOB_TIMEOUT_SECONDS
+from usage_entrypoints.collector import rare_collections
 from usage_entrypoints.container import Container, build_container
 from usage_entrypoints.job_names import FINISH_SYNC_JOB, SYNC_JOB, SYNC_PANEL_JOB, TICK_JOB
 
@@ -27,7 +28,8 @@ def job_container() -> Iterator[Container]:
     """A container for one job, built from this process's environment."""
     container = build_container(os.environ)
     try:
-        yield container
+        with rare_collections():
+            yield container
     finally:
         container.shutdown_resources()
 
