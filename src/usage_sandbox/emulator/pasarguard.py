@@ -186,7 +186,10 @@ class PasarGuardApp(BearerApp):
         return super().error_body(status)
 
     def render(self, user: EmulatedUser) -> dict[str, object]:
-        return pasarguard_user(user, self.users.id_of(user.username), self.admins)
+        """A single user's reply, its subscription URL built (listings leave it empty)."""
+        body = pasarguard_user(user, self.users.id_of(user.username), self.admins)
+        body["subscription_url"] = f"/sub/{stable_uuid(user.username).hex}"
+        return body
 
     def get_user(self, request: Request, params: Mapping[str, str]) -> Response:
         return self.user_reply(params["username"], lambda user: json_reply(self.render(user)))
@@ -303,11 +306,12 @@ def admin_details(admin: EmulatedAdmin) -> dict[str, object]:
         "data_limit": None,
         "status": admin.status,
         "sub_template": None,
-        "lifetime_used_traffic": None,
+        "lifetime_used_traffic": 0,
         "note": None,
+        # The built-in roles: `owner` (1) for the first admin, `operator` (3) for the others.
         "role": {
-            "id": 2,
-            "name": "reseller",
+            "id": 1 if admin.id == 1 else 3,
+            "name": "owner" if admin.id == 1 else "operator",
             "is_owner": admin.id == 1,
             "disabled_when_limited": False,
             "disconnect_users_when_limited": admin.disconnect_when_limited,
@@ -343,11 +347,12 @@ def pasarguard_user(user: EmulatedUser, user_id: int, admins: AdminBook) -> dict
         "on_hold_timeout": None,
         "group_ids": [1],
         "hwid_limit": None,
+        "auto_delete_in_days": None,
         "next_plan": None if user.next_plan is None else dict(user.next_plan),
         "proxy_settings": {"vless": {"id": str(key), "flow": ""}},
         "created_at": CREATED_AT,
         "edit_at": None,
         "online_at": None,
-        "subscription_url": "",
+        "subscription_url": "",  # `load_sub` is off in listings
         "admin": {"id": owner.id, "username": owner.username},
     }

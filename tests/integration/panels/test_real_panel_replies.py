@@ -84,6 +84,22 @@ class TestPasarGuardAsTheRealPanel:
             assert reply.json() == {"detail": {"offset": PYDANTIC_NOT_AN_INT}}
             assert listed(api.get("/api/users", params={"limit": -1}), "users") == list(NAMES)
 
+    def test_single_replies_build_the_subscription_url_and_listings_do_not(
+        self, start: StartEmulator
+    ) -> None:
+        """`GET /api/user/{u}` has `/sub/…`; the listing's items have `""`; roles are built in."""
+        panel = start("pasarguard", users=users())
+        panel.admins.set_owner("bob", "reseller")
+        with logged_in(panel) as api:
+            single = api.get("/api/user/alice").json()
+            assert single["subscription_url"].startswith("/sub/")
+            assert "auto_delete_in_days" in single
+            items = api.get("/api/users").json()["users"]
+            assert {item["subscription_url"] for item in items} == {""}
+            admins = api.get("/api/admins").json()["admins"]
+        roles = {a["username"]: (a["role"]["id"], a["role"]["name"]) for a in admins}
+        assert roles == {ADMIN: (1, "owner"), "reseller": (3, "operator")}
+
     def test_admins_without_the_read_permission(self, start: StartEmulator) -> None:
         """An admin without `admins: read` gets 403 `Permission denied: admins.read`."""
         panel = start("pasarguard", users=users())
