@@ -98,7 +98,13 @@ class MarzneshinApp(BearerApp):
         return self.write_reply(username, write)
 
     def reset_all_users(self, request: Request, params: Mapping[str, str]) -> Response:
-        """`crud.reset_all_users_data_usage`: every `used_traffic` to 0, lifetimes kept; `{}`."""
+        """`crud.reset_all_users_data_usage`: every `used_traffic` to 0, lifetimes kept; `{}`.
+
+        The panel resets only the calling admin's users, which here are all of
+        them; it is a sudo-only route (403 `Access Denied` for the others).
+        """
+        if not self.is_sudo:
+            return json_reply({"detail": "Access Denied"}, 403)
         self.count("writes")
         self.users.reset_every_counter(keep_lifetime=True)
         return json_reply({})

@@ -185,7 +185,8 @@ class TestMarzneshinAsTheRealPanel:
         assert (bad.status_code, bad.json()) == (401, {"detail": "Could not validate credentials"})
 
     def test_a_non_sudo_admin_sees_only_its_own_users(self, start: StartEmulator) -> None:
-        """Another admin's user, or an unknown one, is 403 `You're not allowed`; lists omit it."""
+        """Another admin's or an unknown user is 403 `You're not allowed`, lists omit them,
+        and resetting every user is 403 `Access Denied`."""
         panel = start("marzneshin", users=users())
         panel.give_to_other_admin(["alice"])
         refused = {"detail": "You're not allowed"}
@@ -199,6 +200,8 @@ class TestMarzneshinAsTheRealPanel:
                 reply = api.request(method, path)
                 assert (reply.status_code, reply.json()) == (403, refused), path
             assert api.get("/api/users/bob").status_code == 200
+            reset_all = api.post("/api/users/reset")
+            assert (reset_all.status_code, reset_all.json()) == (403, {"detail": "Access Denied"})
             both = [("username", "alice"), ("username", "bob")]
             reply = api.get("/api/users", params=both)
             assert (listed(reply, "items"), reply.json()["total"]) == (["bob"], 1)
