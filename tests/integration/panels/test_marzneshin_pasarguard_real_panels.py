@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import httpx
@@ -59,7 +60,8 @@ MARZNESHIN = configured("marzneshin")
 PASARGUARD = configured("pasarguard")
 
 
-def open_session(kind: str, real: RealPanel, *, key: str = "") -> PanelSession:
+@contextmanager
+def session_on(kind: str, real: RealPanel, *, key: str = "") -> Iterator[PanelSession]:
     """A gateway session as a sync opens one, by password or, given `key`, by API key."""
     extra = {"usage_sync_panel_type": kind} if kind == "pasarguard" else {}
     panel = Panel(
@@ -72,7 +74,11 @@ def open_session(kind: str, real: RealPanel, *, key: str = "") -> PanelSession:
         api_token=Secret(key) if key else None,
         extra=extra,
     )
-    return HttpxPanelClients(timeout=60).open(panel)
+    session = HttpxPanelClients(timeout=60).open(panel)
+    try:
+        yield session
+    finally:
+        session.close()
 
 
 @pytest.fixture
@@ -157,20 +163,14 @@ class TestRealMarzneshin:
     def test_reads(self, marzneshin_users: list[str]) -> None:
         """Single reads, batches (one name too) and the 404 carry the stored counters."""
         assert MARZNESHIN is not None
-        session = open_session("marzneshin", MARZNESHIN)
-        try:
+        with session_on("marzneshin", MARZNESHIN) as session:
             _check_reads(session, marzneshin_users, lifetimes=True)
-        finally:
-            session.close()
 
     def test_set_enabled(self, marzneshin_users: list[str]) -> None:
         """Disable, disable again (the panel's 409), enable; the counter is untouched."""
         assert MARZNESHIN is not None
-        session = open_session("marzneshin", MARZNESHIN)
-        try:
+        with session_on("marzneshin", MARZNESHIN) as session:
             _check_set_enabled(session, marzneshin_users[0])
-        finally:
-            session.close()
 
 
 @pytest.mark.skipif(PASARGUARD is None, reason="no real PasarGuard panel configured")
@@ -180,35 +180,27 @@ class TestRealPasarGuard:
     def test_reads(self, pasarguard_users: list[str]) -> None:
         """Single reads, batches and the 404 carry the counters and the creating admin."""
         assert PASARGUARD is not None
-        session = open_session("pasarguard", PASARGUARD)
-        try:
+        with session_on("pasarguard", PASARGUARD) as session:
             _check_reads(session, pasarguard_users, lifetimes=False)
             owner = reading(session.fetch_usage(pasarguard_users[0])).owner
             assert owner == PASARGUARD.username
-        finally:
-            session.close()
 
     def test_api_key_reads_the_same(self, pasarguard_users: list[str]) -> None:
         """With the admin's API key the same counters come back, and a wrong key is a 401."""
         assert PASARGUARD is not None
         if not PASARGUARD.key:
             pytest.skip("no USAGE_SYNC_TEST_PASARGUARD_KEY")
-        session = open_session("pasarguard", PASARGUARD, key=PASARGUARD.key)
-        wrong = open_session("pasarguard", PASARGUARD, key="pg_key_wrong")
-        try:
+        with (
+            session_on("pasarguard", PASARGUARD, key=PASARGUARD.key) as session,
+            session_on("pasarguard", PASARGUARD, key="pg_key_wrong") as wrong,
+        ):
             results = session.fetch_many(pasarguard_users)
             assert [reading(results[n]).bytes for n in pasarguard_users] == list(COUNTERS)
             refused = failure(wrong.fetch_usage(pasarguard_users[0]))
             assert refused.reason == "HTTP 401: Could not validate credentials"
-        finally:
-            session.close()
-            wrong.close()
 
     def test_set_enabled(self, pasarguard_users: list[str]) -> None:
         """Disable, disable again (read, no write), enable; the counter is untouched."""
         assert PASARGUARD is not None
-        session = open_session("pasarguard", PASARGUARD)
-        try:
+        with session_on("pasarguard", PASARGUARD) as session:
             _check_set_enabled(session, pasarguard_users[0])
-        finally:
-            session.close()
