@@ -24,10 +24,16 @@ URL = os.environ.get("USAGE_SYNC_TEST_HIDDIFY_URL", "")
 KEY = os.environ.get("USAGE_SYNC_TEST_HIDDIFY_KEY", "")
 DB = os.environ.get("USAGE_SYNC_TEST_HIDDIFY_DB", "")
 
-pytestmark = [
-    pytest.mark.skipif(not (URL and KEY and DB), reason="no real Hiddify panel configured"),
-    pytest.mark.timeout(120),
-]
+pytestmark = [pytest.mark.real_panels, pytest.mark.timeout(120)]
+
+
+@pytest.fixture(autouse=True)
+def configured() -> None:
+    """Asked for without a panel to run against is a failure, not a skip."""
+    if not (URL and KEY and DB):
+        pytest.fail("set USAGE_SYNC_TEST_HIDDIFY_URL, _KEY and _DB", pytrace=False)
+
+
 # Byte counts that a float of GiB must carry exactly: odd, past 2^32, past 2^40, tiny.
 COUNTERS = (5_972_593_704, 2**40 + 12_345, 1)
 

@@ -25,7 +25,7 @@ from usage_adapters.panels import HttpxPanelClients
 from usage_core.model import Panel, Secret
 from usage_core.ports import PanelSession
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.real_panels, pytest.mark.timeout(120)]
 
 # Byte counts past 2^32 and 2^40, and a tiny one.
 COUNTERS = (5_972_593_704, 2**40 + 12_345, 1)
@@ -156,9 +156,14 @@ def _check_set_enabled(session: PanelSession, name: str) -> None:
     assert reading(session.fetch_usage(name)).bytes == COUNTERS[0]
 
 
-@pytest.mark.skipif(MARZNESHIN is None, reason="no real Marzneshin panel configured")
 class TestRealMarzneshin:
     """Counters, lifetimes, exact batches and set-state on a real Marzneshin."""
+
+    @pytest.fixture(autouse=True)
+    def configured(self) -> None:
+        """Asked for without a panel to run against is a failure, not a skip."""
+        if MARZNESHIN is None:
+            pytest.fail("set USAGE_SYNC_TEST_MARZNESHIN_URL, _USERNAME, _PASSWORD and _DB")
 
     def test_reads(self, marzneshin_users: list[str]) -> None:
         """Single reads, batches (one name too) and the 404 carry the stored counters."""
@@ -173,9 +178,14 @@ class TestRealMarzneshin:
             _check_set_enabled(session, marzneshin_users[0])
 
 
-@pytest.mark.skipif(PASARGUARD is None, reason="no real PasarGuard panel configured")
 class TestRealPasarGuard:
     """Counters, owners, exact batches, API keys and set-state on a real PasarGuard."""
+
+    @pytest.fixture(autouse=True)
+    def configured(self) -> None:
+        """Asked for without a panel to run against is a failure, not a skip."""
+        if PASARGUARD is None:
+            pytest.fail("set USAGE_SYNC_TEST_PASARGUARD_URL, _USERNAME, _PASSWORD, _DB and _GROUP")
 
     def test_reads(self, pasarguard_users: list[str]) -> None:
         """Single reads, batches and the 404 carry the counters and the creating admin."""
