@@ -40,6 +40,9 @@ logger = logging.getLogger(__name__)
 # Called with the summary so far each time a panel's configs are counted.
 Progress = Callable[[SyncSummary], None]
 WRITE_BATCH = 5000
+# Shared rather than built for every config that has no other result.
+_PANEL_FAILED = HardFailure("the panel failed")
+_NO_RESULT = HardFailure("no result for this user")
 
 
 @attrs.define
@@ -162,14 +165,13 @@ class SyncAllUsage:
     ) -> dict[int, LedgerState]:
         """Apply one panel's readings through the ledger; the states now stored."""
         steps: list[tuple[Target, LedgerStep]] = []
-        found = {
-            target.username: (
-                HardFailure("the panel failed")
-                if results is None
-                else results.get(target.username, HardFailure("no result for this user"))
-            )
-            for target in job.targets
-        }
+        found: dict[str, UsageResult]
+        if results is None:
+            found = dict.fromkeys((target.username for target in job.targets), _PANEL_FAILED)
+        else:
+            found = {
+                target.username: results.get(target.username, _NO_RESULT) for target in job.targets
+            }
         panel_down = _panel_wide_failure(job, found)
         for target in job.targets:
             config = target.item.config
@@ -191,15 +193,25 @@ class SyncAllUsage:
             if not isinstance(result, CounterReading):
                 summary.fail(target.type_name, FailedConfig(config.id, job.panel.id, result.reason))
                 continue
+            snapshot = target.item.snapshot
+            state = snapshot.state
+            if (
+                result.bytes == state.last_counter
+                and result.lifetime_bytes == state.last_lifetime
+                and not snapshot.stale
+            ):
+                # The counter the ledger last applied, again: `advance` would change nothing.
+                summary.count(target.type_name, "unchanged")
+                continue
             step = advance(
-                target.item.snapshot.state,
+                state,
                 result.bytes,
                 may_reset=result.has_usage_field,
                 lifetime=result.lifetime_bytes,
             )
             if step.ignored_drop:
                 log_kept_usage(config.id, step)
-            if step.changed or target.item.snapshot.stale:
+            if step.changed or snapshot.stale:
                 steps.append((target, step))
             else:
                 summary.count(target.type_name, "unchanged")

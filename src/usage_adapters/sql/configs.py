@@ -71,30 +71,36 @@ def _version(usage_bytes: int, meta_text: str | None, meta: Mapping[str, object]
     return MetaVersion(usage_bytes, meta_text, bool(meta), meta.get(LAST_LIFETIME_KEY) is not None)
 
 
+def _stored_ledger(
+    config_id: int, usage_bytes: int, meta: Mapping[str, object]
+) -> tuple[LedgerState, bool]:
+    """The row's ledger, and whether `stored_state` had to move the stored counter or lifetime.
+
+    Each key is read once (a full sync does this for every row); a row without
+    `meta` has nothing to read.
+    """
+    if not meta:
+        return LedgerState(usage_bytes), False
+    settled = meta_bytes(config_id, meta, SETTLED_KEY) or 0
+    counter = meta_bytes(config_id, meta, LAST_COUNTER_KEY)
+    counted = meta_bytes(config_id, meta, COUNTED_KEY)
+    lifetime = meta_bytes(config_id, meta, LAST_LIFETIME_KEY)
+    state = stored_state(usage_bytes, settled, counter, counted, lifetime)
+    return state, state.last_counter != counter or state.last_lifetime != lifetime
+
+
 def _ledger_of(config_id: int, usage_bytes: int | None, meta: Mapping[str, object]) -> LedgerState:
-    return stored_state(
-        int(usage_bytes or 0),
-        meta_bytes(config_id, meta, SETTLED_KEY) or 0,
-        meta_bytes(config_id, meta, LAST_COUNTER_KEY),
-        meta_bytes(config_id, meta, COUNTED_KEY),
-        meta_bytes(config_id, meta, LAST_LIFETIME_KEY),
-    )
-
-
-def _is_stale(config_id: int, state: LedgerState, meta: Mapping[str, object]) -> bool:
-    """True when `stored_state` had to move the stored counter (or lifetime) on, or drop it."""
-    return state.last_counter != meta_bytes(
-        config_id, meta, LAST_COUNTER_KEY
-    ) or state.last_lifetime != meta_bytes(config_id, meta, LAST_LIFETIME_KEY)
+    return _stored_ledger(config_id, int(usage_bytes or 0), meta)[0]
 
 
 def _item(row: Any) -> SyncItem:
     """A config row with its ledger and the version its guarded write needs."""
     problem = None
     meta: Mapping[str, object] = {}
+    stale = False
     try:
         meta = parse_meta(row.id, row.meta_text)
-        ledger = _ledger_of(row.id, row.usage_bytes, meta)
+        ledger, stale = _stored_ledger(row.id, int(row.usage_bytes or 0), meta)
     except StoreError as exc:
         # One malformed row must not hide the reseller's other configs.
         problem = str(exc)
@@ -115,12 +121,7 @@ def _item(row: Any) -> SyncItem:
         problem=problem,
     )
     version = _version(ledger.usage_bytes, row.meta_text, meta)
-    return SyncItem(
-        config,
-        LedgerSnapshot(
-            config.id, ledger, version, stale=problem is None and _is_stale(config.id, ledger, meta)
-        ),
-    )
+    return SyncItem(config, LedgerSnapshot(config.id, ledger, version, stale=stale))
 
 
 class SqlConfigRepository:
@@ -152,9 +153,9 @@ class SqlConfigRepository:
         if row is None:
             return None
         meta = parse_meta(config_id, row.meta_text)
-        state = _ledger_of(config_id, row.usage_bytes, meta)
+        state, stale = _stored_ledger(config_id, int(row.usage_bytes or 0), meta)
         version = _version(state.usage_bytes, row.meta_text, meta)
-        return LedgerSnapshot(config_id, state, version, stale=_is_stale(config_id, state, meta))
+        return LedgerSnapshot(config_id, state, version, stale=stale)
 
     @translated
     def synced_items(self, only: ConfigFilter | None = None) -> list[SyncItem]:

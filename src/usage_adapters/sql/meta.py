@@ -15,7 +15,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import ColumnClause
 
 from usage_core.errors import StoreError
-from usage_core.readings import byte_count
+from usage_core.readings import MAX_BYTES, byte_count
 
 SETTLED_KEY = "settled_usage_bytes"
 LAST_COUNTER_KEY = "usage_sync_last_counter"
@@ -47,6 +47,9 @@ def meta_bytes(config_id: int, meta: Mapping[str, object], key: str) -> int | No
     raw = meta.get(key)
     if raw is None:
         return None
+    # Our own keys hold plain JSON integers: the common case skips the general reading.
+    if type(raw) is int and 0 <= raw <= MAX_BYTES:
+        return raw
     value = byte_count(raw)
     if value is None:
         msg = f"config {config_id}: meta.{key} is not a byte count"
