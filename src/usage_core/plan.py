@@ -69,6 +69,7 @@ def plan_sync(
 ) -> SyncPlan:
     """Group the active configs by resolved panel; with `panel_ids`, only those panels'."""
     jobs: dict[int, PanelJob] = {}
+    kinds: dict[tuple[int, str], tuple[PanelType | None, str, str]] = {}
     unread: list[UnreadConfig] = []
     configs = eylandoo = 0
     for item in work.items:
@@ -85,9 +86,11 @@ def plan_sync(
         if panel is None:
             unread.append(UnreadConfig(config, Unread.NO_PANEL, config.panel_type, ""))
             continue
-        panel_type = effective_panel_type(config, panel)
-        label = panel_type.label if panel_type else panel.type_name
-        type_name = panel_type.value if panel_type else panel.type_name
+        # The same for every config of a panel and type column: worked out once.
+        kind = kinds.get((panel.id, config.panel_type))
+        if kind is None:
+            kind = kinds[(panel.id, config.panel_type)] = _kind(config, panel)
+        panel_type, label, type_name = kind
         if panel_type is PanelType.EYLANDOO:
             eylandoo += 1
         username = panel_username(config, panel_type)
@@ -99,3 +102,11 @@ def plan_sync(
             job = jobs[panel.id] = PanelJob(panel)
         job.targets.append(Target(item, type_name, label, username))
     return SyncPlan(list(jobs.values()), unread, configs, eylandoo)
+
+
+def _kind(config: ResellerConfig, panel: Panel) -> tuple[PanelType | None, str, str]:
+    """The type the panel is read as for this config, its label and its name."""
+    panel_type = effective_panel_type(config, panel)
+    if panel_type is None:
+        return None, panel.type_name, panel.type_name
+    return panel_type, panel_type.label, panel_type.value
