@@ -12,6 +12,7 @@ import argparse
 import gc
 import json
 import logging
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -68,50 +69,55 @@ def main() -> None:
     parser.add_argument("--configs", type=int, default=100_000)
     n = parser.parse_args().configs
     workdir = Path(tempfile.mkdtemp(prefix="usage-sync-parts-"))
-    engine = sa.create_engine(f"sqlite:///{workdir / 'parts.sqlite'}")
-    _fill(engine, n)
-    configure_logging(level="INFO", log_file=str(workdir / "parts.log"))
-    # As during a sync (`usage_entrypoints.collector`): what is alive is left out of collections.
-    gc.collect()
-    gc.freeze()
-    gc.disable()
-    query = sa.select(*configs._CONFIG_COLUMNS).order_by(configs._c.id)
-    print(f"{n} configs, one process, cycle collector off")
-    with engine.connect() as conn:
-        rows = _timed("the configs' select", lambda: conn.execute(query).all())
-    items = _timed("work items from the rows (_item)", lambda: [configs._item(r) for r in rows])
-    metas = [r.meta_text for r in rows]
-    _timed("  of which json.loads of meta", lambda: [json.loads(m) for m in metas])
-    panel = Panel(1, "marzban", "http://127.0.0.1", "marzban")
-    panels = PanelDirectory([panel])
-    work = SyncWork([ResellerUsage(1, 0)], items)
-    _timed("planning (plan_sync)", lambda: plan_sync(work, panels))
-    listed = [
-        {"username": f"user{i}", "used_traffic": 2000 + i, "lifetime_used_traffic": 9000 + i}
-        for i in range(1, n + 1)
-    ]
-    readings = _timed(
-        "listed users read (parse_marzban_user)", lambda: list(map(parse_marzban_user, listed))
-    )
-    states = [item.snapshot.state for item in items]
-    _timed(
-        "growth through the ledger (advance)",
-        lambda: [
-            advance(s, r.bytes, lifetime=r.lifetime_bytes)
-            for s, r in zip(states, readings, strict=True)
-        ],
-    )
+    try:
+        engine = sa.create_engine(f"sqlite:///{workdir / 'parts.sqlite'}")
+        _fill(engine, n)
+        configure_logging(level="INFO", log_file=str(workdir / "parts.log"))
+        # As during a sync (`usage_entrypoints.collector`): what is alive is not walked.
+        gc.collect()
+        gc.freeze()
+        gc.disable()
+        query = sa.select(*configs._CONFIG_COLUMNS).order_by(configs._c.id)
+        print(f"{n} configs, one process, cycle collector off")
+        with engine.connect() as conn:
+            rows = _timed("the configs' select", lambda: conn.execute(query).all())
+        items = _timed("work items from the rows (_item)", lambda: [configs._item(r) for r in rows])
+        metas = [r.meta_text for r in rows]
+        _timed("  of which json.loads of meta", lambda: [json.loads(m) for m in metas])
+        panel = Panel(1, "marzban", "http://127.0.0.1", "marzban")
+        panels = PanelDirectory([panel])
+        work = SyncWork([ResellerUsage(1, 0)], items)
+        _timed("planning (plan_sync)", lambda: plan_sync(work, panels))
+        listed = [
+            {"username": f"user{i}", "used_traffic": 2000 + i, "lifetime_used_traffic": 9000 + i}
+            for i in range(1, n + 1)
+        ]
+        readings = _timed(
+            "listed users read (parse_marzban_user)", lambda: list(map(parse_marzban_user, listed))
+        )
+        states = [item.snapshot.state for item in items]
+        _timed(
+            "growth through the ledger (advance)",
+            lambda: [
+                advance(s, r.bytes, lifetime=r.lifetime_bytes)
+                for s, r in zip(states, readings, strict=True)
+            ],
+        )
 
-    def log_lines(level: int, count: int) -> None:
-        for i, reading in enumerate(readings[:count]):
-            log_fetch_result("Eylandoo", f"user{i}", i, panel, reading, success_level=level)
+        def log_lines(level: int, count: int) -> None:
+            for i, reading in enumerate(readings[:count]):
+                log_fetch_result("Eylandoo", f"user{i}", i, panel, reading, success_level=level)
 
-    eylandoo = n // EYLANDOO_SHARE
-    _timed(f"{eylandoo} per-config lines at INFO", lambda: log_lines(logging.INFO, eylandoo))
-    _timed(
-        f"{n - eylandoo} per-config lines at DEBUG (off)",
-        lambda: log_lines(logging.DEBUG, n - eylandoo),
-    )
+        eylandoo = n // EYLANDOO_SHARE
+        _timed(f"{eylandoo} per-config lines at INFO", lambda: log_lines(logging.INFO, eylandoo))
+        _timed(
+            f"{n - eylandoo} per-config lines at DEBUG (off)",
+            lambda: log_lines(logging.DEBUG, n - eylandoo),
+        )
+
+    finally:
+        logging.shutdown()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
