@@ -18,6 +18,8 @@ from pathlib import Path
 
 from redis import Redis
 
+from usage_adapters.files import replace_file
+
 _KEY_BYTES = 32
 
 
@@ -78,16 +80,7 @@ class FileLoginStore:
     def put(self, panel_id: int, fingerprint: str, sealed: bytes, ttl_s: int) -> None:
         """Replace the panel's file atomically."""
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".login-")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(_entry(fingerprint, sealed))
-                handle.flush()
-                os.fsync(handle.fileno())
-            Path(tmp).replace(self._path(panel_id))
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        replace_file(self._path(panel_id), _entry(fingerprint, sealed))
 
     def drop(self, panel_id: int) -> None:
         """Delete the panel's file."""

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from redis import Redis
+
+from usage_adapters.files import replace_file
 
 
 class RedisDocument:
@@ -35,10 +35,7 @@ class FileDocument:
     def save(self, document: dict[str, object]) -> None:
         """Replace the document."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".run-", suffix=".json")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(document, handle, default=str)
-        Path(tmp).replace(self.path)
+        replace_file(self.path, json.dumps(document, default=str).encode())
 
     def load(self) -> dict[str, object] | None:
         """The document, or None."""

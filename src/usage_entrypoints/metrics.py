@@ -11,8 +11,6 @@ the counters survive restarts of every process.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,6 +24,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from usage_adapters.files import replace_file
 from usage_core.errors import ConfigurationError, UsageSyncError
 from usage_core.ports import Lock, RunStatsStore
 from usage_core.run_stats import DURATION_BUCKETS, RunStats, stamp_seconds
@@ -153,8 +152,4 @@ def exposition(container: Container) -> bytes:
 
 def write_textfile(path: Path, text: bytes) -> None:
     """Replace `path` atomically, as node-exporter's textfile collector requires."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(text)
-    Path(tmp).chmod(0o644)
-    Path(tmp).replace(path)
+    replace_file(path, text, mode=0o644)
