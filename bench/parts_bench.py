@@ -24,10 +24,11 @@ import sqlalchemy as sa
 
 from usage_adapters.sql import configs, tables
 from usage_core.ledger import advance
+from usage_core.log import Line
 from usage_core.model import Panel, ResellerUsage, SyncWork
 from usage_core.plan import plan_sync
 from usage_core.readings import parse_marzban_user
-from usage_core.recording import log_fetch_result
+from usage_core.recording import log_readings
 from usage_core.targets import PanelDirectory
 from usage_entrypoints.logs import configure_logging
 
@@ -81,7 +82,9 @@ def main() -> None:
         print(f"{n} configs, one process, cycle collector off")
         with engine.connect() as conn:
             rows = _timed("the configs' select", lambda: conn.execute(query).all())
-        items = _timed("work items from the rows (_item)", lambda: [configs._item(r) for r in rows])
+        items = _timed(
+            "work items from the rows (_item)", lambda: [configs._item(r, {}) for r in rows]
+        )
         metas = [r.meta_text for r in rows]
         _timed("  of which json.loads of meta", lambda: [json.loads(m) for m in metas])
         panel = Panel(1, "marzban", "http://127.0.0.1", "marzban")
@@ -95,7 +98,7 @@ def main() -> None:
         readings = _timed(
             "listed users read (parse_marzban_user)", lambda: list(map(parse_marzban_user, listed))
         )
-        states = [item.snapshot.state for item in items]
+        states = [item.state for item in items]
         _timed(
             "growth through the ledger (advance)",
             lambda: [
@@ -105,8 +108,14 @@ def main() -> None:
         )
 
         def log_lines(level: int, count: int) -> None:
-            for i, reading in enumerate(readings[:count]):
-                log_fetch_result("Eylandoo", f"user{i}", i, panel, reading, success_level=level)
+            # As a sync logs them: the lines of a panel as one record, built when on.
+            if not logging.getLogger("usage_core").isEnabledFor(level):
+                return
+            lines: list[Line] = [
+                (("Eylandoo", f"user{i}", reading.bytes), {"config_id": i})
+                for i, reading in enumerate(readings[:count])
+            ]
+            log_readings(level, lines)
 
         eylandoo = n // EYLANDOO_SHARE
         _timed(f"{eylandoo} per-config lines at INFO", lambda: log_lines(logging.INFO, eylandoo))

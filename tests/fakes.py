@@ -103,7 +103,7 @@ class InMemoryConfigs:
             selected = only is None or only.matches(config)
             if (ids is None or config.reseller_id in ids) and selected:
                 snapshot = LedgerSnapshot(config.id, config.ledger, self.versions[config.id])
-                items.append(SyncItem(config, snapshot))
+                items.append(SyncItem.of(config, snapshot))
         return items
 
     def ledgers_of(self, reseller_id: int) -> list[LedgerState]:

@@ -64,15 +64,29 @@ def stored_state(
     A lifetime stored without a counter has nothing to be compared with and is
     dropped.
     """
+    last_counter, last_lifetime = reconcile(
+        usage_bytes, settled_bytes, last_counter, counted_bytes, last_lifetime
+    )
+    return LedgerState(usage_bytes, settled_bytes, last_counter, last_lifetime)
+
+
+def reconcile(
+    usage_bytes: int,
+    settled_bytes: int,
+    last_counter: int | None,
+    counted_bytes: int | None,
+    last_lifetime: int | None,
+) -> tuple[int | None, int | None]:
+    """The last counter and lifetime of `stored_state`, as plain values for a full sync's rows."""
     if last_counter is None:
-        last_lifetime = None
-    elif counted_bytes is not None:
+        return None, None
+    if counted_bytes is not None:
         unaccounted = usage_bytes + settled_bytes - counted_bytes
         if unaccounted > 0:
             last_counter += unaccounted
             if last_lifetime is not None:
                 last_lifetime += unaccounted
-    return LedgerState(usage_bytes, settled_bytes, last_counter, last_lifetime)
+    return last_counter, last_lifetime
 
 
 class StepKind(enum.Enum):
@@ -125,41 +139,63 @@ def advance(
     missing, or grew by less than the counter says was used since a reset,
     tells nothing: the counter alone decides, as without a lifetime.
     """
+    kind, usage, settled, last_counter, last_lifetime = advance_fields(
+        state.usage_bytes,
+        state.settled_bytes,
+        state.last_counter,
+        state.last_lifetime,
+        counter,
+        may_reset=may_reset,
+        lifetime=lifetime,
+    )
+    after = LedgerState(usage, settled, last_counter, last_lifetime)
+    if after == state:
+        after = state
+    ignored = kind is StepKind.UNCHANGED and not may_reset and counter < _last(state)
+    return LedgerStep(kind, counter, state, after, ignored_drop=ignored, lifetime=lifetime)
+
+
+def _last(state: LedgerState) -> int:
+    return state.usage_bytes if state.last_counter is None else state.last_counter
+
+
+def advance_fields(
+    usage_bytes: int,
+    settled_bytes: int,
+    last_counter: int | None,
+    last_lifetime: int | None,
+    counter: int,
+    *,
+    may_reset: bool = True,
+    lifetime: int | None = None,
+) -> tuple[StepKind, int, int, int | None, int | None]:
+    """`advance` on plain values: the step's kind and the four fields after it.
+
+    A full sync applies a million counters with this, building no objects for
+    the rows the counter leaves unchanged; `advance` is this, wrapped.
+    """
     if counter < 0 or (lifetime is not None and lifetime < 0):
         msg = f"a panel counter cannot be negative: {counter}, lifetime {lifetime}"
         raise ValueError(msg)
-    last = state.usage_bytes if state.last_counter is None else state.last_counter
+    last = usage_bytes if last_counter is None else last_counter
     if counter < last and not may_reset:
-        return LedgerStep(
-            StepKind.UNCHANGED, counter, state, state, ignored_drop=True, lifetime=lifetime
-        )
-    before_reset = _used_before_reset(state, last, counter, lifetime) if may_reset else None
+        # A drop in a reply without usage fields: kept as it is (see `advance`).
+        return StepKind.UNCHANGED, usage_bytes, settled_bytes, last_counter, last_lifetime
+    before_reset = _used_before_reset(last_lifetime, last, counter, lifetime) if may_reset else None
     if counter < last or before_reset is not None:
-        after = LedgerState(
-            usage_bytes=counter,
-            settled_bytes=state.settled_bytes + state.usage_bytes + (before_reset or 0),
-            last_counter=counter,
-            last_lifetime=lifetime,
-        )
-        return LedgerStep(StepKind.RESET, counter, state, after, lifetime=lifetime)
+        settled = settled_bytes + usage_bytes + (before_reset or 0)
+        return StepKind.RESET, counter, settled, counter, lifetime
     if counter == last:
-        after = attrs.evolve(state, last_counter=counter, last_lifetime=lifetime)
         # Recording a counter that only confirms usage_bytes is not a change
         # worth a write, unless it brings a lifetime to compare the next one with.
-        if state.last_counter is None and lifetime is None:
-            after = state
-        return LedgerStep(StepKind.UNCHANGED, counter, state, after, lifetime=lifetime)
-    after = LedgerState(
-        usage_bytes=state.usage_bytes + (counter - last),
-        settled_bytes=state.settled_bytes,
-        last_counter=counter,
-        last_lifetime=lifetime,
-    )
-    return LedgerStep(StepKind.GROWTH, counter, state, after, lifetime=lifetime)
+        if last_counter is None and lifetime is None:
+            return StepKind.UNCHANGED, usage_bytes, settled_bytes, last_counter, last_lifetime
+        return StepKind.UNCHANGED, usage_bytes, settled_bytes, counter, lifetime
+    return StepKind.GROWTH, usage_bytes + (counter - last), settled_bytes, counter, lifetime
 
 
 def _used_before_reset(
-    state: LedgerState, last: int, counter: int, lifetime: int | None
+    last_lifetime: int | None, last: int, counter: int, lifetime: int | None
 ) -> int | None:
     """Bytes used between the last sync and a reset the lifetime shows; None when it shows none.
 
@@ -168,9 +204,9 @@ def _used_before_reset(
     used before the reset. With no reset, the lifetime grows as the counter
     does.
     """
-    if lifetime is None or state.last_lifetime is None or lifetime < state.last_lifetime:
+    if lifetime is None or last_lifetime is None or lifetime < last_lifetime:
         return None
-    used = lifetime - state.last_lifetime
+    used = lifetime - last_lifetime
     if counter >= last and used <= counter - last:
         return None
     if used < counter:

@@ -205,13 +205,111 @@ class LedgerSnapshot:
     # them back even when the counter brings no change.
     stale: bool = False
 
+    @property
+    def usage_bytes(self) -> int:
+        """`usage_bytes` as read."""
+        return self.state.usage_bytes
 
-@attrs.frozen
+    @property
+    def settled_bytes(self) -> int:
+        """`settled_usage_bytes` as read."""
+        return self.state.settled_bytes
+
+
+@attrs.define(eq=False)
 class SyncItem:
-    """One non-deleted config of a synced reseller, with its ledger as read."""
+    """One non-deleted config of a synced reseller, with its ledger as read.
 
-    config: ResellerConfig
-    snapshot: LedgerSnapshot
+    A full sync holds one of these per config (a million of them on a large
+    site), so it is one slotted record of plain values rather than a config,
+    a ledger state and a snapshot; those are built from it on demand. Nothing
+    changes it after the store builds it. It has the fields of a
+    `ResellerConfig` that panel resolution reads, under the same names.
+
+    Attributes:
+        version: The store's token for a guarded write (see `LedgerSnapshot`).
+        stale: The stored ledger keys disagree with the ledger (see `LedgerSnapshot`).
+        problem: Why the row's usage fields cannot be trusted, or None.
+    """
+
+    id: int
+    reseller_id: int
+    status: str
+    panel_type: str
+    panel_id: int | None
+    panel_user_id: str | None
+    external_username: str | None
+    traffic_limit_bytes: int
+    usage_bytes: int
+    settled_bytes: int
+    last_counter: int | None
+    last_lifetime: int | None
+    version: object
+    stale: bool = False
+    problem: str | None = None
+
+    @classmethod
+    def of(cls, config: ResellerConfig, snapshot: LedgerSnapshot) -> SyncItem:
+        """The item of a config and the snapshot of its ledger."""
+        state = snapshot.state
+        return cls(
+            config.id,
+            config.reseller_id,
+            config.status,
+            config.panel_type,
+            config.panel_id,
+            config.panel_user_id,
+            config.external_username,
+            config.traffic_limit_bytes,
+            state.usage_bytes,
+            state.settled_bytes,
+            state.last_counter,
+            state.last_lifetime,
+            snapshot.version,
+            snapshot.stale,
+            config.problem,
+        )
+
+    @property
+    def config_id(self) -> int:
+        """The config's id, as a snapshot names it."""
+        return self.id
+
+    @property
+    def total_bytes(self) -> int:
+        """Usage that counts toward the quota: current plus settled."""
+        return self.usage_bytes + self.settled_bytes
+
+    @property
+    def state(self) -> LedgerState:
+        """The ledger as read."""
+        return LedgerState(
+            self.usage_bytes, self.settled_bytes, self.last_counter, self.last_lifetime
+        )
+
+    @property
+    def snapshot(self) -> LedgerSnapshot:
+        """The ledger as read, with the store's version token."""
+        return LedgerSnapshot(self.id, self.state, self.version, stale=self.stale)
+
+    @property
+    def config(self) -> ResellerConfig:
+        """The config as a value object."""
+        return ResellerConfig(
+            id=self.id,
+            reseller_id=self.reseller_id,
+            status=self.status,
+            panel_type=self.panel_type,
+            panel_id=self.panel_id,
+            panel_user_id=self.panel_user_id,
+            external_username=self.external_username,
+            usage_bytes=self.usage_bytes,
+            traffic_limit_bytes=self.traffic_limit_bytes,
+            settled_bytes=self.settled_bytes,
+            last_counter=self.last_counter,
+            last_lifetime=self.last_lifetime,
+            problem=self.problem,
+        )
 
 
 @attrs.frozen

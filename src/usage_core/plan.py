@@ -13,9 +13,12 @@ from usage_core.model import Panel, PanelType, ResellerConfig, SyncItem, SyncWor
 from usage_core.targets import PanelDirectory, effective_panel_type, panel_username, resolve_panel
 
 
-@attrs.frozen
+@attrs.define(eq=False)
 class Target:
-    """One config to read from its panel, under the name the panel knows it by."""
+    """One config to read from its panel, under the name the panel knows it by.
+
+    A full sync builds one per config: slotted and plain, and not changed after.
+    """
 
     item: SyncItem
     type_name: str
@@ -69,33 +72,33 @@ def plan_sync(
 ) -> SyncPlan:
     """Group the active configs by resolved panel; with `panel_ids`, only those panels'."""
     jobs: dict[int, PanelJob] = {}
-    kinds: dict[tuple[int, str], tuple[PanelType | None, str, str]] = {}
+    # The panel and its type, label and name are the same for every config with the
+    # same panel_id and type column: worked out once for each such pair.
+    kinds: dict[tuple[int | None, str], _Kind] = {}
     unread: list[UnreadConfig] = []
     configs = eylandoo = 0
     for item in work.items:
-        config = item.config
-        if config.status != "active":
+        if item.status != "active":
             continue
-        panel = resolve_panel(config, panels).panel
+        key = (item.panel_id, item.panel_type)
+        kind = kinds.get(key)
+        if kind is None:
+            kind = kinds[key] = _kind(item, panels)
+        panel, panel_type, label, type_name = kind
         if panel_ids is not None and (panel is None or panel.id not in panel_ids):
             continue  # another job of the fan-out owns this config
         configs += 1
-        if config.problem:
-            unread.append(UnreadConfig(config, Unread.BAD_ROW, config.panel_type, ""))
+        if item.problem:
+            unread.append(UnreadConfig(item.config, Unread.BAD_ROW, item.panel_type, ""))
             continue
         if panel is None:
-            unread.append(UnreadConfig(config, Unread.NO_PANEL, config.panel_type, ""))
+            unread.append(UnreadConfig(item.config, Unread.NO_PANEL, item.panel_type, ""))
             continue
-        # The same for every config of a panel and type column: worked out once.
-        kind = kinds.get((panel.id, config.panel_type))
-        if kind is None:
-            kind = kinds[(panel.id, config.panel_type)] = _kind(config, panel)
-        panel_type, label, type_name = kind
         if panel_type is PanelType.EYLANDOO:
             eylandoo += 1
-        username = panel_username(config, panel_type)
+        username = panel_username(item, panel_type)
         if not username:
-            unread.append(UnreadConfig(config, Unread.NO_USERNAME, type_name, label))
+            unread.append(UnreadConfig(item.config, Unread.NO_USERNAME, type_name, label))
             continue
         job = jobs.get(panel.id)
         if job is None:
@@ -104,9 +107,16 @@ def plan_sync(
     return SyncPlan(list(jobs.values()), unread, configs, eylandoo)
 
 
-def _kind(config: ResellerConfig, panel: Panel) -> tuple[PanelType | None, str, str]:
-    """The type the panel is read as for this config, its label and its name."""
-    panel_type = effective_panel_type(config, panel)
+# A config's panel (None when none resolves), the type it is read as, its label and name.
+_Kind = tuple[Panel | None, PanelType | None, str, str]
+
+
+def _kind(item: SyncItem, panels: PanelDirectory) -> _Kind:
+    """The panel a config resolves to, the type it is read as, its label and its name."""
+    panel = resolve_panel(item, panels).panel
+    if panel is None:
+        return None, None, "", item.panel_type
+    panel_type = effective_panel_type(item, panel)
     if panel_type is None:
-        return None, panel.type_name, panel.type_name
-    return panel_type, panel_type.label, panel_type.value
+        return panel, None, panel.type_name, panel.type_name
+    return panel, panel_type, panel_type.label, panel_type.value

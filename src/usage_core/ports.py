@@ -24,6 +24,33 @@ from usage_core.model import (
 from usage_core.readings import RemoteResult, UsageResult
 
 
+class ReadLedger(Protocol):
+    """A ledger as it was read: what a guarded write of it needs.
+
+    A `LedgerSnapshot`, or the `SyncItem` a full sync read it with.
+    """
+
+    @property
+    def config_id(self) -> int:
+        """The config's id."""
+        ...
+
+    @property
+    def usage_bytes(self) -> int:
+        """`usage_bytes` as read."""
+        ...
+
+    @property
+    def settled_bytes(self) -> int:
+        """`settled_usage_bytes` as read."""
+        ...
+
+    @property
+    def version(self) -> object:
+        """The store's token for the guarded write."""
+        ...
+
+
 class SettingsRepository(Protocol):
     """The `settings` table: string values by key."""
 
@@ -47,8 +74,8 @@ class ConfigRepository(Protocol):
         """The config's ledger with a version token, or None when it is gone."""
         ...
 
-    def save_ledgers(self, writes: Sequence[tuple[LedgerSnapshot, LedgerState]]) -> set[int]:
-        """Write each ledger unless its row changed since its snapshot; the ids written.
+    def save_ledgers(self, writes: Sequence[tuple[ReadLedger, LedgerState]]) -> set[int]:
+        """Write each ledger unless its row changed since it was read; the ids written.
 
         Only `usage_bytes` and the ledger's own keys in `meta` are touched.
         """

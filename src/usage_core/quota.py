@@ -31,23 +31,28 @@ def reseller_total(configs: Iterable[LedgerState], forgiven_bytes: int = 0) -> i
     `Σ(usage_bytes + settled_usage_bytes) - admin_forgiven_bytes`, never below 0
     and never above what the column holds (2^63 - 1).
     """
-    total = sum(state.total_bytes for state in configs)
+    return _clamped(sum(state.total_bytes for state in configs), forgiven_bytes)
+
+
+def _clamped(total: int, forgiven_bytes: int) -> int:
     return min(MAX_BYTES, max(0, total - forgiven_bytes))
 
 
-def changed_totals(work: SyncWork, stored: Mapping[int, LedgerState]) -> dict[int, int]:
+def changed_totals(work: SyncWork, added: Mapping[int, int]) -> dict[int, int]:
     """Each synced reseller's new total where it differs from the stored one.
 
-    The ledgers are the ones read with `work`, with those just written
-    (`stored`, by config id) in their place.
+    The totals are those of the ledgers read with `work`, plus what this run's
+    writes added to each reseller's configs (`added`, bytes by reseller id; a
+    write that landed on a row changed since it was read adds the difference
+    from the row as read).
     """
-    ledgers: dict[int, list[LedgerState]] = defaultdict(list)
+    # Summed as plain numbers: a full sync does this for every config.
+    sums: dict[int, int] = defaultdict(int, added)
     for item in work.items:
-        ledgers[item.config.reseller_id].append(stored.get(item.config.id, item.snapshot.state))
+        sums[item.reseller_id] += item.usage_bytes + item.settled_bytes
     changed: dict[int, int] = {}
     for reseller in work.resellers:
-        states = ledgers.get(reseller.id, [])
-        total = reseller_total(states, reseller.forgiven_bytes)
+        total = _clamped(sums.get(reseller.id, 0), reseller.forgiven_bytes)
         if total == MAX_BYTES:
             logger.warning(
                 "Reseller %s: its configs add up to more than a BIGINT holds; "

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from usage_core.errors import ConcurrentUpdateError, SupersededReadingError
 from usage_core.ledger import LedgerStep, StepKind, advance
-from usage_core.log import NOTICE, ctx
+from usage_core.log import NOTICE, Line, ctx, log_each
 from usage_core.model import Panel
 from usage_core.ports import ConfigRepository
 from usage_core.readings import CounterReading, UsageResult
@@ -16,6 +17,18 @@ logger = logging.getLogger(__name__)
 LEDGER_WRITE_ATTEMPTS = 5
 
 _UNSET: object = object()
+
+
+READ_LINE = "%s usage for user %s: %s bytes"
+
+
+def log_readings(level: int, lines: Sequence[Line]) -> None:
+    """Log `log_fetch_result`'s line for each of many readings, as one record (see `log_each`).
+
+    Each line's arguments are the panel's label, the username and the counter;
+    its context, the config id.
+    """
+    log_each(logger, level, READ_LINE, lines)
 
 
 def log_fetch_result(
@@ -33,7 +46,7 @@ def log_fetch_result(
         if logger.isEnabledFor(success_level):
             logger.log(
                 success_level,
-                "%s usage for user %s: %s bytes",
+                READ_LINE,
                 label,
                 username,
                 result.bytes,

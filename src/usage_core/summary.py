@@ -56,10 +56,10 @@ class SyncSummary:
         """Count `n` configs' outcome under their panel type."""
         self.counts[panel_type][outcome] += n
 
-    def panel_read(self, panel_id: int, panel_type: str, *, ok: bool) -> None:
-        """Count one user read (or failed to read) from panel `panel_id`."""
-        _, read, failed = self.panel_reads.get(panel_id, (panel_type, 0, 0))
-        self.panel_reads[panel_id] = (panel_type, read + int(ok), failed + int(not ok))
+    def panel_read(self, panel_id: int, panel_type: str, *, read: int = 0, failed: int = 0) -> None:
+        """Count users read, and users that failed to be read, from panel `panel_id`."""
+        kind, were_read, were_failed = self.panel_reads.get(panel_id, (panel_type, 0, 0))
+        self.panel_reads[panel_id] = (kind, were_read + read, were_failed + failed)
 
     def total(self, outcome: str) -> int:
         """The number of configs with `outcome`, over every panel type."""

@@ -12,14 +12,15 @@ config or one panel is logged and counted, and the run goes on.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 
 import attrs
 
 from usage_core.errors import SupersededReadingError, UsageSyncError
-from usage_core.ledger import LedgerState, LedgerStep, StepKind, advance
-from usage_core.log import NOTICE, ctx
+from usage_core.ledger import LedgerState, LedgerStep, StepKind, advance, advance_fields
+from usage_core.log import NOTICE, Line, ctx
 from usage_core.model import PanelType, SyncWork
 from usage_core.plan import PanelJob, Target, Unread, UnreadConfig, plan_sync
 from usage_core.ports import (
@@ -31,7 +32,13 @@ from usage_core.ports import (
 )
 from usage_core.quota import changed_totals
 from usage_core.readings import CounterReading, HardFailure, UsageResult
-from usage_core.recording import log_fetch_result, log_kept_usage, log_reset, record_counter
+from usage_core.recording import (
+    log_fetch_result,
+    log_kept_usage,
+    log_readings,
+    log_reset,
+    record_counter,
+)
 from usage_core.summary import FailedConfig, SyncSummary
 from usage_core.targets import PanelDirectory
 
@@ -91,13 +98,14 @@ class SyncAllUsage:
                 summary.fail(unread.type_name, FailedConfig(config.id, config.panel_id, why))
             else:
                 summary.count(unread.type_name, unread.why.outcome)
-        after: dict[int, LedgerState] = {}
+        # Bytes this run's writes added to each reseller's configs.
+        added: Counter[int] = Counter()
         for job, results in self._fetch(plan.jobs):
-            after.update(self._apply(job, results, summary))
+            added.update(self._apply(job, results, summary))
             if progress is not None:
                 progress(summary)
         if update_totals:
-            self._update_totals(work, after, summary)
+            self._update_totals(work, added, summary)
         summary.finished_at = self.clock.now()
         logger.info("Reseller usage sync summary", extra=ctx(**summary.as_dict()))
         logger.log(
@@ -118,7 +126,7 @@ class SyncAllUsage:
         summary = SyncSummary(started_at=self.clock.now())
         work = SyncWork(self.resellers.synced(), self.configs.synced_items())
         summary.resellers = len(work.resellers)
-        self._update_totals(work, {}, summary)
+        self._update_totals(work, Counter(), summary)
         summary.finished_at = self.clock.now()
         return summary
 
@@ -145,7 +153,8 @@ class SyncAllUsage:
                 pool.submit(self._fetch_panel, job): job for job in jobs
             }
             for future in as_completed(futures):
-                job = futures[future]
+                # Popped, so that a panel's readings are freed once applied, not at the end.
+                job = futures.pop(future)
                 try:
                     yield job, future.result()
                 except Exception as exc:
@@ -162,110 +171,158 @@ class SyncAllUsage:
 
     def _apply(
         self, job: PanelJob, results: dict[str, UsageResult] | None, summary: SyncSummary
-    ) -> dict[int, LedgerState]:
-        """Apply one panel's readings through the ledger; the states now stored."""
-        steps: list[tuple[Target, LedgerStep]] = []
-        found: dict[str, UsageResult]
-        if results is None:
-            found = dict.fromkeys((target.username for target in job.targets), _PANEL_FAILED)
-        else:
-            found = {
-                target.username: results.get(target.username, _NO_RESULT) for target in job.targets
-            }
-        panel_down = _panel_wide_failure(job, found)
+    ) -> Counter[int]:
+        """Apply one panel's readings through the ledger; the bytes added, by reseller.
+
+        A full sync does this for every config, so the ledger runs on the item's
+        plain values and objects are built only for the rows that change.
+        """
+        missing = _PANEL_FAILED if results is None else _NO_RESULT
+        found = results or {}
+        panel = job.panel
+        # The original logged each config's usage for Eylandoo only (at INFO); the
+        # others' lines are DEBUG. Written as one record per panel (`log_readings`).
+        eylandoo_lines: list[Line] | None = [] if logger.isEnabledFor(logging.INFO) else None
+        other_lines: list[Line] | None = [] if logger.isEnabledFor(logging.DEBUG) else None
+        writes: list[_Write] = []
+        failed: list[tuple[Target, HardFailure]] = []
+        outcomes: Counter[tuple[str, str]] = Counter()
         for target in job.targets:
-            config = target.item.config
-            result = found[target.username]
-            # The original logged each config's usage for Eylandoo only.
-            eylandoo = target.type_name == PanelType.EYLANDOO
+            result = found.get(target.username, missing)
+            if not isinstance(result, CounterReading):
+                failed.append((target, result))
+                continue
+            item = target.item
+            lines = eylandoo_lines if target.type_name == PanelType.EYLANDOO else other_lines
+            if lines is not None:
+                lines.append(
+                    ((target.label, target.username, result.bytes), {"config_id": item.id})
+                )
+            counter, lifetime = result.bytes, result.lifetime_bytes
+            if counter == item.last_counter and lifetime == item.last_lifetime and not item.stale:
+                # The counter the ledger last applied, again: nothing would change.
+                outcomes[(target.type_name, "unchanged")] += 1
+                continue
+            kind, usage, settled, last_counter, last_lifetime = advance_fields(
+                item.usage_bytes,
+                item.settled_bytes,
+                item.last_counter,
+                item.last_lifetime,
+                counter,
+                may_reset=result.has_usage_field,
+                lifetime=lifetime,
+            )
+            same = (
+                usage == item.usage_bytes
+                and settled == item.settled_bytes
+                and last_counter == item.last_counter
+                and last_lifetime == item.last_lifetime
+            )
+            if not result.has_usage_field and same:
+                last = item.usage_bytes if item.last_counter is None else item.last_counter
+                if counter < last:
+                    # A drop in a reply without usage fields, kept (see `ledger.advance`).
+                    log_kept_usage(item.id, advance(item.state, counter, may_reset=False))
+            if same and not item.stale:
+                outcomes[(target.type_name, "unchanged")] += 1
+                continue
+            after = LedgerState(usage, settled, last_counter, last_lifetime)
+            writes.append(_Write(target, result, after, kind, changed=not same))
+        log_readings(logging.INFO, eylandoo_lines or ())
+        log_readings(logging.DEBUG, other_lines or ())
+        for (type_name, outcome), n in outcomes.items():
+            summary.count(type_name, outcome, n)
+        summary.panel_read(
+            panel.id,
+            job.targets[0].type_name if job.targets else panel.type_name,
+            read=len(job.targets) - len(failed),
+            failed=len(failed),
+        )
+        self._fail_reads(job, failed, summary)
+        return self._write(writes, summary, panel.id)
+
+    def _fail_reads(
+        self, job: PanelJob, failed: list[tuple[Target, HardFailure]], summary: SyncSummary
+    ) -> None:
+        """Log and count the configs whose reading failed."""
+        if not failed:
+            return
+        # A panel that failed as a whole is one line, not one per config.
+        panel_down = _panel_wide_failure(job, failed)
+        level = logging.DEBUG if panel_down else logging.WARNING
+        for target, failure in failed:
             log_fetch_result(
                 target.label,
                 target.username,
-                config.id,
+                target.item.id,
                 job.panel,
-                result,
-                success_level=logging.INFO if eylandoo else logging.DEBUG,
-                # A panel that failed as a whole is one line (below), not one per config.
-                failure_level=logging.DEBUG if panel_down else logging.WARNING,
+                failure,
+                failure_level=level,
             )
-            read = isinstance(result, CounterReading)
-            summary.panel_read(job.panel.id, target.type_name, ok=read)
-            if not isinstance(result, CounterReading):
-                summary.fail(target.type_name, FailedConfig(config.id, job.panel.id, result.reason))
-                continue
-            snapshot = target.item.snapshot
-            state = snapshot.state
-            if (
-                result.bytes == state.last_counter
-                and result.lifetime_bytes == state.last_lifetime
-                and not snapshot.stale
-            ):
-                # The counter the ledger last applied, again: `advance` would change nothing.
-                summary.count(target.type_name, "unchanged")
-                continue
-            step = advance(
-                state,
-                result.bytes,
-                may_reset=result.has_usage_field,
-                lifetime=result.lifetime_bytes,
+            summary.fail(
+                target.type_name, FailedConfig(target.item.id, job.panel.id, failure.reason)
             )
-            if step.ignored_drop:
-                log_kept_usage(config.id, step)
-            if step.changed or snapshot.stale:
-                steps.append((target, step))
-            else:
-                summary.count(target.type_name, "unchanged")
-        return self._write(steps, summary, job.panel.id)
 
-    def _write(
-        self, steps: list[tuple[Target, LedgerStep]], summary: SyncSummary, panel_id: int
-    ) -> dict[int, LedgerState]:
-        stored: dict[int, LedgerState] = {}
-        for start in range(0, len(steps), WRITE_BATCH):
-            batch = steps[start : start + WRITE_BATCH]
+    def _write(self, writes: list[_Write], summary: SyncSummary, panel_id: int) -> Counter[int]:
+        """Write the changed ledgers in batches; the bytes added to each reseller's configs."""
+        added: Counter[int] = Counter()
+        for start in range(0, len(writes), WRITE_BATCH):
+            batch = writes[start : start + WRITE_BATCH]
             try:
                 written = self.configs.save_ledgers(
-                    [(target.item.snapshot, step.after) for target, step in batch]
+                    [(write.target.item, write.after) for write in batch]
                 )
             except Exception as exc:
                 if isinstance(exc, self.abort_on):
                     raise
                 _log_failure(exc, "Failed to write a batch of %s configs", len(batch))
                 reason = str(exc) if isinstance(exc, UsageSyncError) else type(exc).__name__
-                for target, _ in batch:
-                    failure = FailedConfig(target.item.config.id, panel_id, reason)
-                    summary.fail(target.type_name, failure)
+                for write in batch:
+                    failure = FailedConfig(write.target.item.id, panel_id, reason)
+                    summary.fail(write.target.type_name, failure)
                 continue
-            for target, step in batch:
-                config_id = target.item.config.id
-                landed: LedgerStep | None = step
-                if config_id not in written:
-                    landed = self._retry(target, step, summary, panel_id)
+            updated: Counter[str] = Counter()
+            for write in batch:
+                target = write.target
+                item = target.item
+                if item.id in written:
+                    added[item.reseller_id] += write.after.total_bytes - item.total_bytes
+                    if not write.changed:
+                        summary.count(target.type_name, "unchanged")
+                        continue
+                    updated[target.type_name] += 1
+                    if write.kind is StepKind.RESET:
+                        summary.resets += 1
+                        log_reset(item.id, write.step())
+                    continue
+                landed = self._retry(write, summary, panel_id)
                 if landed is not None:
                     self._count_step(target, landed, summary)
-                    stored[config_id] = landed.after
-        return stored
+                    added[item.reseller_id] += landed.after.total_bytes - item.total_bytes
+            for type_name, n in updated.items():
+                summary.count(type_name, "updated", n)
+        return added
 
-    def _retry(
-        self, target: Target, step: LedgerStep, summary: SyncSummary, panel_id: int
-    ) -> LedgerStep | None:
+    def _retry(self, write: _Write, summary: SyncSummary, panel_id: int) -> LedgerStep | None:
         """A row changed under the batch write: re-read and apply it on its own."""
-        config = target.item.config
+        target, reading = write.target, write.reading
+        config_id = target.item.id
         try:
             retried = record_counter(
                 self.configs,
-                config.id,
-                step.counter,
-                target.item.snapshot.state.last_counter,
-                lifetime=step.lifetime,
+                config_id,
+                reading.bytes,
+                target.item.last_counter,
+                may_reset=reading.has_usage_field,
+                lifetime=reading.lifetime_bytes,
             )
         except SupersededReadingError as exc:
-            logger.warning(str(exc), extra=ctx(config_id=config.id))
+            logger.warning(str(exc), extra=ctx(config_id=config_id))
             summary.count(target.type_name, "skipped")
             return None
         except UsageSyncError as exc:
-            logger.error("Error syncing config %s: %s", config.id, exc)
-            summary.fail(target.type_name, FailedConfig(config.id, panel_id, str(exc)))
+            logger.error("Error syncing config %s: %s", config_id, exc)
+            summary.fail(target.type_name, FailedConfig(config_id, panel_id, str(exc)))
             return None
         if retried is None:
             summary.count(target.type_name, "skipped")
@@ -278,14 +335,12 @@ class SyncAllUsage:
         summary.count(target.type_name, "updated")
         if step.kind is StepKind.RESET:
             summary.resets += 1
-            log_reset(target.item.config.id, step)
+            log_reset(target.item.id, step)
 
     # -- totals -------------------------------------------------------------------
 
-    def _update_totals(
-        self, work: SyncWork, stored: dict[int, LedgerState], summary: SyncSummary
-    ) -> None:
-        changed = changed_totals(work, stored)
+    def _update_totals(self, work: SyncWork, added: Counter[int], summary: SyncSummary) -> None:
+        changed = changed_totals(work, added)
         if not changed:
             return
         used = {reseller.id: reseller.used_bytes for reseller in work.resellers}
@@ -309,11 +364,33 @@ class SyncAllUsage:
         summary.resellers_updated = len(changed)
 
 
-def _panel_wide_failure(job: PanelJob, found: dict[str, UsageResult]) -> bool:
+@attrs.define(eq=False)
+class _Write:
+    """A config whose ledger a reading moved, or whose stale keys are written back."""
+
+    target: Target
+    reading: CounterReading
+    after: LedgerState
+    kind: StepKind
+    # False when only stale keys are written back.
+    changed: bool
+
+    def step(self) -> LedgerStep:
+        """The ledger step, for the log line of a reset."""
+        item = self.target.item
+        return LedgerStep(
+            self.kind,
+            self.reading.bytes,
+            item.state,
+            self.after,
+            lifetime=self.reading.lifetime_bytes,
+        )
+
+
+def _panel_wide_failure(job: PanelJob, failed: list[tuple[Target, HardFailure]]) -> bool:
     """Log one line when every config of a panel failed for one reason; True then."""
-    failures = [r for r in found.values() if isinstance(r, HardFailure)]
-    reasons = {failure.reason for failure in failures}
-    if len(job.targets) < 2 or len(failures) < len(found) or len(reasons) != 1:
+    reasons = {failure.reason for _, failure in failed}
+    if len(job.targets) < 2 or len(failed) < len(job.targets) or len(reasons) != 1:
         return False
     (reason,) = reasons
     logger.warning(

@@ -6,7 +6,14 @@ from collections.abc import Iterable
 
 import attrs
 
-from usage_core.model import ConfigFilter, Panel, PanelType, ResellerConfig, panel_type_of
+from usage_core.model import (
+    ConfigFilter,
+    Panel,
+    PanelType,
+    ResellerConfig,
+    SyncItem,
+    panel_type_of,
+)
 from usage_core.ports import PanelLookup
 
 
@@ -19,7 +26,7 @@ class PanelResolution:
     by_type: bool = False
 
 
-def resolve_panel(config: ResellerConfig, panels: PanelLookup) -> PanelResolution:
+def resolve_panel(config: ResellerConfig | SyncItem, panels: PanelLookup) -> PanelResolution:
     """`panel_id` when set; otherwise the first panel of the config's type.
 
     A `panel_id` that names a missing row is a failure, not a reason to fall
@@ -65,7 +72,7 @@ class PanelDirectory:
         return ConfigFilter(panel_ids, types)
 
 
-def panel_username(config: ResellerConfig, panel_type: PanelType | None) -> str:
+def panel_username(config: ResellerConfig | SyncItem, panel_type: PanelType | None) -> str:
     """The name the panel knows the user by; empty when there is none.
 
     Eylandoo uses `panel_user_id`, falling back to `external_username` the way
@@ -77,7 +84,7 @@ def panel_username(config: ResellerConfig, panel_type: PanelType | None) -> str:
     return primary
 
 
-def effective_panel_type(config: ResellerConfig, panel: Panel) -> PanelType | None:
+def effective_panel_type(config: ResellerConfig | SyncItem, panel: Panel) -> PanelType | None:
     """The type whose API the panel speaks: the panel's own, else the config's.
 
     A type named in the panel's `extra` decides alone, whatever the config's

@@ -12,10 +12,10 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from typing import Any
+from operator import itemgetter
+from typing import Any, NamedTuple
 
-import attrs
-from sqlalchemy import Connection, Engine, Text, and_, bindparam, cast, or_, select, text, update
+from sqlalchemy import Connection, Engine, Text, and_, bindparam, cast, or_, select, update
 
 from usage_adapters.sql import tables as t
 from usage_adapters.sql.engine import dialect_of
@@ -31,9 +31,10 @@ from usage_adapters.sql.meta import (
     parse_meta,
 )
 from usage_core.errors import StoreError
-from usage_core.ledger import LedgerState, stored_state
+from usage_core.ledger import LedgerState, reconcile
 from usage_core.log import ctx
 from usage_core.model import ConfigFilter, LedgerSnapshot, ResellerConfig, SyncItem
+from usage_core.ports import ReadLedger
 
 logger = logging.getLogger(__name__)
 
@@ -57,45 +58,62 @@ _CONFIG_COLUMNS = (
 )
 
 
-@attrs.frozen
-class MetaVersion:
-    """The row values a ledger snapshot was read from, for the guarded write."""
+class MetaVersion(NamedTuple):
+    """The `meta` a ledger was read from, for the guarded write (with the usage read)."""
 
-    usage_bytes: int
     meta_text: str | None
+    # False for NULL, `null` and PHP's `[]`: a write starts from an empty document.
     meta_is_object: bool
     # The stored lifetime key holds a value, which a write without one must clear.
     has_lifetime: bool = False
 
 
-def _version(usage_bytes: int, meta_text: str | None, meta: Mapping[str, object]) -> MetaVersion:
-    return MetaVersion(usage_bytes, meta_text, bool(meta), meta.get(LAST_LIFETIME_KEY) is not None)
+_NO_META = MetaVersion(None, False)
+
+
+def _version(meta_text: str | None, meta: Mapping[str, object]) -> MetaVersion:
+    if not meta:
+        return _NO_META if meta_text is None else MetaVersion(meta_text, False)
+    return MetaVersion(meta_text, True, meta.get(LAST_LIFETIME_KEY) is not None)
 
 
 def _stored_ledger(
     config_id: int, usage_bytes: int, meta: Mapping[str, object]
 ) -> tuple[LedgerState, bool]:
-    """The row's ledger, and whether `stored_state` had to move the stored counter or lifetime.
+    """The row's ledger, and whether `stored_state` had to move the stored counter or lifetime."""
+    settled, counter, lifetime, stale = _stored_fields(config_id, usage_bytes, meta)
+    return LedgerState(usage_bytes, settled, counter, lifetime), stale
+
+
+def _stored_fields(
+    config_id: int, usage_bytes: int, meta: Mapping[str, object]
+) -> tuple[int, int | None, int | None, bool]:
+    """Settled bytes, last counter and lifetime as `stored_state` reads them, and staleness.
 
     Each key is read once (a full sync does this for every row); a row without
     `meta` has nothing to read.
     """
     if not meta:
-        return LedgerState(usage_bytes), False
+        return 0, None, None, False
     settled = meta_bytes(config_id, meta, SETTLED_KEY) or 0
     counter = meta_bytes(config_id, meta, LAST_COUNTER_KEY)
     counted = meta_bytes(config_id, meta, COUNTED_KEY)
     lifetime = meta_bytes(config_id, meta, LAST_LIFETIME_KEY)
-    state = stored_state(usage_bytes, settled, counter, counted, lifetime)
-    return state, state.last_counter != counter or state.last_lifetime != lifetime
+    kept_counter, kept_lifetime = reconcile(usage_bytes, settled, counter, counted, lifetime)
+    stale = kept_counter != counter or kept_lifetime != lifetime
+    return settled, kept_counter, kept_lifetime, stale
 
 
 def _ledger_of(config_id: int, usage_bytes: int | None, meta: Mapping[str, object]) -> LedgerState:
     return _stored_ledger(config_id, int(usage_bytes or 0), meta)[0]
 
 
-def _item(row: Any) -> SyncItem:
-    """A config row with its ledger and the version its guarded write needs."""
+def _item(row: Any, names: dict[str, str]) -> SyncItem:
+    """A config row with its ledger and the version its guarded write needs.
+
+    `names` holds one copy of each status and type string: a full sync keeps
+    every row, and these repeat on all of them.
+    """
     # Unpacked once, in `_CONFIG_COLUMNS` order: a row's attributes cost far more to
     # read one by one, and a full sync does this for every row.
     (
@@ -110,33 +128,47 @@ def _item(row: Any) -> SyncItem:
         traffic_limit_bytes,
         meta_text,
     ) = row
-    problem = None
-    meta: Mapping[str, object] = {}
-    stale = False
+    usage = int(usage_bytes or 0)
+    status = names.setdefault(status, status)
+    panel_type = names.setdefault(panel_type, panel_type)
+    limit = int(traffic_limit_bytes or 0)
     try:
         meta = parse_meta(config_id, meta_text)
-        ledger, stale = _stored_ledger(config_id, int(usage_bytes or 0), meta)
+        settled, counter, lifetime, stale = _stored_fields(config_id, usage, meta)
     except StoreError as exc:
         # One malformed row must not hide the reseller's other configs.
-        problem = str(exc)
-        ledger = LedgerState(int(usage_bytes or 0))
-    config = ResellerConfig(
-        id=config_id,
-        reseller_id=reseller_id,
-        status=status,
-        panel_type=panel_type,
-        panel_id=panel_id,
-        panel_user_id=panel_user_id,
-        external_username=external_username,
-        usage_bytes=ledger.usage_bytes,
-        traffic_limit_bytes=int(traffic_limit_bytes or 0),
-        settled_bytes=ledger.settled_bytes,
-        last_counter=ledger.last_counter,
-        last_lifetime=ledger.last_lifetime,
-        problem=problem,
+        return SyncItem(
+            config_id,
+            reseller_id,
+            status,
+            panel_type,
+            panel_id,
+            panel_user_id,
+            external_username,
+            limit,
+            usage,
+            0,
+            None,
+            None,
+            MetaVersion(meta_text, False),
+            problem=str(exc),
+        )
+    return SyncItem(
+        config_id,
+        reseller_id,
+        status,
+        panel_type,
+        panel_id,
+        panel_user_id,
+        external_username,
+        limit,
+        usage,
+        settled,
+        counter,
+        lifetime,
+        _version(meta_text, meta),
+        stale,
     )
-    version = _version(ledger.usage_bytes, meta_text, meta)
-    return SyncItem(config, LedgerSnapshot(config_id, ledger, version, stale=stale))
 
 
 class SqlConfigRepository:
@@ -155,7 +187,7 @@ class SqlConfigRepository:
         query = select(*_CONFIG_COLUMNS).where(_c.id == config_id, _c.deleted_at.is_(None))
         with self._engine.connect() as conn:
             row = conn.execute(query).first()
-        return None if row is None else _item(row).config
+        return None if row is None else _item(row, {}).config
 
     @translated
     def load_ledger(self, config_id: int) -> LedgerSnapshot | None:
@@ -169,8 +201,7 @@ class SqlConfigRepository:
             return None
         meta = parse_meta(config_id, row.meta_text)
         state, stale = _stored_ledger(config_id, int(row.usage_bytes or 0), meta)
-        version = _version(state.usage_bytes, row.meta_text, meta)
-        return LedgerSnapshot(config_id, state, version, stale=stale)
+        return LedgerSnapshot(config_id, state, _version(row.meta_text, meta), stale=stale)
 
     @translated
     def synced_items(self, only: ConfigFilter | None = None) -> list[SyncItem]:
@@ -194,7 +225,8 @@ class SqlConfigRepository:
             )
         with self._engine.connect() as conn:
             rows = conn.execution_options(yield_per=5000).execute(query)
-            return [_item(row) for row in rows]
+            names: dict[str, str] = {}
+            return [_item(row, names) for row in rows]
 
     @translated
     def ledgers_of(self, reseller_id: int) -> list[LedgerState]:
@@ -222,38 +254,40 @@ class SqlConfigRepository:
         return ledgers
 
     @translated
-    def save_ledgers(self, writes: Sequence[tuple[LedgerSnapshot, LedgerState]]) -> set[int]:
-        """Write each ledger unless its row changed since its snapshot; the ids written."""
-        groups: dict[tuple[bool, bool, bool], list[dict[str, Any]]] = defaultdict(list)
+    def save_ledgers(self, writes: Sequence[tuple[ReadLedger, LedgerState]]) -> set[int]:
+        """Write each ledger unless its row changed since it was read; the ids written."""
+        # Rows of `_WRITE_FIELDS`, grouped by the statement they need.
+        groups: dict[tuple[bool, bool, bool], list[tuple[Any, ...]]] = defaultdict(list)
         expected: dict[int, LedgerState] = {}
-        for snapshot, after in writes:
-            version = snapshot.version
+        for read, after in writes:
+            version = read.version
             if not isinstance(version, MetaVersion):
                 msg = "a ledger snapshot from another store"
                 raise TypeError(msg)
-            sets_settled = after.settled_bytes != snapshot.state.settled_bytes
+            settled = after.settled_bytes
             sets_lifetime = after.last_lifetime is not None or version.has_lifetime
-            groups[(version.meta_is_object, sets_settled, sets_lifetime)].append(
-                {
-                    "b_id": snapshot.config_id,
-                    "b_old_usage": version.usage_bytes,
-                    "b_old_meta": version.meta_text or "",
-                    "b_usage": after.usage_bytes,
-                    "b_counter": after.last_counter,
-                    "b_counted": after.total_bytes,
-                    "b_settled": after.settled_bytes,
-                    "b_lifetime": after.last_lifetime,
-                }
+            key = (version.meta_is_object, settled != read.settled_bytes, sets_lifetime)
+            groups[key].append(
+                (
+                    read.config_id,
+                    read.usage_bytes,
+                    version.meta_text or "",
+                    after.usage_bytes,
+                    after.last_counter,
+                    after.usage_bytes + settled,
+                    settled,
+                    after.last_lifetime,
+                )
             )
-            expected[snapshot.config_id] = after
+            expected[read.config_id] = after
         if not expected:
             return set()
         matched = 0
         with self._engine.begin() as conn:
-            for (base_is_object, sets_settled, sets_lifetime), params in groups.items():
+            for (base_is_object, sets_settled, sets_lifetime), rows in groups.items():
                 if self._dialect == "mysql":
                     matched += _joined_updates(
-                        conn, params, base_is_object, sets_settled, sets_lifetime
+                        conn, rows, base_is_object, sets_settled, sets_lifetime
                     )
                 else:
                     stmt = self._guarded_update(
@@ -261,7 +295,7 @@ class SqlConfigRepository:
                         sets_settled=sets_settled,
                         sets_lifetime=sets_lifetime,
                     )
-                    matched += _execute_many(conn, stmt, params)
+                    matched += _execute_many(conn, stmt, rows)
         if matched == len(expected):
             return set(expected)
         # Some rows changed under us: find out which writes landed.
@@ -313,7 +347,7 @@ class SqlConfigRepository:
 
 def _joined_updates(
     conn: Connection,
-    params: list[dict[str, Any]],
+    rows: list[tuple[Any, ...]],
     base_is_object: bool,
     sets_settled: bool,
     sets_lifetime: bool,
@@ -333,49 +367,51 @@ def _joined_updates(
         "COALESCE(CAST(c.meta AS CHAR CHARACTER SET utf8mb4), '') COLLATE utf8mb4_bin"
         " = v.b_old_meta"
     )
+    first = ", ".join(f"%s AS {name}" for name in _WRITE_FIELDS)
+    more = ", ".join(["%s"] * len(_WRITE_FIELDS))
     matched = 0
-    for start in range(0, len(params), _CHUNK):
-        chunk = params[start : start + _CHUNK]
-        rows = " UNION ALL ".join(
-            f"SELECT :i{n} AS b_id, :u{n} AS b_old_usage, :m{n} AS b_old_meta, "
-            f":n{n} AS b_usage, :c{n} AS b_counter, :t{n} AS b_counted, :s{n} AS b_settled, "
-            f":l{n} AS b_lifetime"
-            for n in range(len(chunk))
-        )
+    for start in range(0, len(rows), _CHUNK):
+        chunk = rows[start : start + _CHUNK]
+        # Column names from the first row; the others are plain rows of values.
+        values = " UNION ALL ".join([f"SELECT {first}"] + [f"SELECT {more}"] * (len(chunk) - 1))
         sql = (
             # Only constants and placeholders are interpolated; every value is bound.
-            f"UPDATE reseller_configs AS c JOIN ({rows}) AS v ON c.id = v.b_id "  # noqa: S608
+            f"UPDATE reseller_configs AS c JOIN ({values}) AS v ON c.id = v.b_id "  # noqa: S608
             f"SET c.usage_bytes = v.b_usage, c.meta = JSON_SET({base}, {keys}) "
             f"WHERE c.deleted_at IS NULL AND c.usage_bytes = v.b_old_usage AND {guard}"
         )
-        bound: dict[str, Any] = {}
-        for n, row in enumerate(chunk):
-            bound |= {
-                f"i{n}": row["b_id"],
-                f"u{n}": row["b_old_usage"],
-                f"m{n}": row["b_old_meta"],
-                f"n{n}": row["b_usage"],
-                f"c{n}": row["b_counter"],
-                f"t{n}": row["b_counted"],
-                f"s{n}": row["b_settled"],
-                f"l{n}": row["b_lifetime"],
-            }
-        matched += conn.execute(text(sql), bound).rowcount
+        # The driver's own positional parameters: no statement parsing per chunk.
+        bound = tuple(value for row in chunk for value in row)
+        matched += conn.exec_driver_sql(sql, bound).rowcount
     return matched
 
 
-def _execute_many(conn: Connection, stmt: Any, params: list[dict[str, Any]]) -> int:
+# The order of the values in each row `save_ledgers` writes.
+_WRITE_FIELDS = (
+    "b_id",
+    "b_old_usage",
+    "b_old_meta",
+    "b_usage",
+    "b_counter",
+    "b_counted",
+    "b_settled",
+    "b_lifetime",
+)
+
+
+def _execute_many(conn: Connection, stmt: Any, rows: list[tuple[Any, ...]]) -> int:
     """`executemany` of a compiled statement straight to the driver; the rows matched.
 
-    Compiling once and handing the driver plain parameter rows skips SQLAlchemy's
-    per-row parameter processing, the larger part of writing a big batch.
+    Compiling once and handing the driver its parameter rows as they are skips
+    SQLAlchemy's per-row parameter processing, the larger part of writing a big
+    batch. The statement's only parameters are `_WRITE_FIELDS`.
     """
     compiled = stmt.compile(dialect=conn.dialect)
-    fixed = {k: v for k, v in compiled.params.items() if not k.startswith("b_")}
     order = compiled.positiontup
-    rows: list[Any]
+    params: list[Any]
     if order:
-        rows = [tuple(fixed[k] if k in fixed else row[k] for k in order) for row in params]
+        pick = itemgetter(*(_WRITE_FIELDS.index(name) for name in order))
+        params = list(map(pick, rows))
     else:
-        rows = [fixed | row for row in params]
-    return int(conn.exec_driver_sql(str(compiled), rows).rowcount)
+        params = [dict(zip(_WRITE_FIELDS, row, strict=True)) for row in rows]
+    return int(conn.exec_driver_sql(str(compiled), params).rowcount)

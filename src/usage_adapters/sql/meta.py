@@ -7,6 +7,7 @@ inside the document; the rest of it is never rewritten from a copy.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 
 from sqlalchemy import BigInteger, ColumnElement, Text, cast, func, literal, literal_column
@@ -23,6 +24,11 @@ LAST_COUNTER_KEY = "usage_sync_last_counter"
 COUNTED_KEY = "usage_sync_counted_bytes"
 # The panel's lifetime counter read with the last counter, where the panel has one.
 LAST_LIFETIME_KEY = "usage_sync_last_lifetime"
+# `json.loads` without its whitespace checks, for the common text that has none;
+# anything else is read again by `json.loads` (a full sync parses every row's meta).
+_decode = json.JSONDecoder().raw_decode
+# What `meta_set` writes into a statement as it is.
+_CONSTANT = re.compile(r"[$.A-Za-z0-9_]+")
 
 
 def parse_meta(config_id: int, text: str | None) -> Mapping[str, object]:
@@ -30,7 +36,7 @@ def parse_meta(config_id: int, text: str | None) -> Mapping[str, object]:
     if text is None:
         return {}
     try:
-        value = json.loads(text)
+        value = _loads(text)
     except ValueError as exc:
         msg = f"config {config_id}: meta is not valid JSON"
         raise StoreError(msg) from exc
@@ -39,6 +45,16 @@ def parse_meta(config_id: int, text: str | None) -> Mapping[str, object]:
     if not isinstance(value, dict):
         msg = f"config {config_id}: meta is a JSON {type(value).__name__}, not an object"
         raise StoreError(msg)
+    return value
+
+
+def _loads(text: str) -> object:
+    try:
+        value, end = _decode(text)
+    except ValueError:
+        end = -1
+    if end != len(text):
+        value = json.loads(text)  # the whole text, by the usual rules
     return value
 
 
@@ -72,20 +88,30 @@ def meta_set(
         # PostgreSQL cannot infer a parameter's type inside jsonb_build_object.
         return cast(literal(value) if isinstance(value, int) else value, BigInteger)
 
+    # Keys are our own constants, written into the statement: a batch of
+    # thousands of rows then binds only each row's values.
     if dialect == "postgresql":
-        document = cast(column, Text) if base_is_object else literal("{}", Text)
+        document = cast(column, Text) if base_is_object else literal_column("'{}'", Text)
         pairs: list[ColumnElement[object]] = []
         for key, value in values.items():
-            pairs += [literal(key, Text), number(value)]
+            pairs += [_constant(key), number(value)]
         merged = cast(document, JSONB).op("||")(func.jsonb_build_object(*pairs))
         # `meta` is `json` in the app's schema; jsonb only does the merge, and
         # PostgreSQL casts json to jsonb on assignment should a site use jsonb.
         return cast(merged, PG_JSON)
-    base_expr: ColumnElement[object] = column if base_is_object else literal("{}", Text)
+    base_expr: ColumnElement[object] = column if base_is_object else literal_column("'{}'", Text)
     args: list[ColumnElement[object]] = [base_expr]
     for key, value in values.items():
-        args += [literal(f"$.{key}", Text), number(value)]
+        args += [_constant(f"$.{key}"), number(value)]
     return func.json_set(*args)
+
+
+def _constant(text: str) -> ColumnElement[object]:
+    """A string constant of our own (a key or a JSON path) as an SQL literal."""
+    if not _CONSTANT.fullmatch(text):
+        msg = f"not a plain key or path: {text!r}"
+        raise ValueError(msg)
+    return literal_column(f"'{text}'", Text)
 
 
 def meta_text_guard(dialect: str) -> ColumnElement[object]:

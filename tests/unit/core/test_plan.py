@@ -39,7 +39,7 @@ def item(
         traffic_limit_bytes=0,
     )
     config = attrs.evolve(config, **kw)
-    return SyncItem(config, LedgerSnapshot(config_id, LedgerState(0), 0))
+    return SyncItem.of(config, LedgerSnapshot(config_id, LedgerState(0), 0))
 
 
 def work(*items: SyncItem) -> SyncWork:

@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 
 import attrs
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.fakes import (
     FixedClock,
@@ -15,10 +17,10 @@ from tests.fakes import (
     ScriptedPanelClients,
     ScriptedSession,
 )
-from usage_core.ledger import LedgerState
+from usage_core.ledger import LedgerState, advance
 from usage_core.model import Panel, ResellerConfig, Secret
 from usage_core.ports import PanelSession
-from usage_core.readings import CounterReading, HardFailure, UsageResult
+from usage_core.readings import NO_USAGE_FIELDS, CounterReading, HardFailure, UsageResult
 from usage_core.sync_all import SyncAllUsage
 
 PANELS = [
@@ -252,3 +254,57 @@ class TestSyncAll:
         assert summary.configs == 2
         assert resellers.used[1] == 0
         assert use_case.panels_with_work() == [1, 2]
+
+
+_ROWS = st.lists(
+    st.tuples(
+        st.integers(0, 3000),  # usage_bytes
+        st.integers(0, 500),  # settled bytes
+        st.none() | st.integers(0, 3000),  # last counter
+        st.none() | st.integers(0, 6000),  # last lifetime
+        st.none() | st.integers(0, 3000),  # the panel's counter; None: not listed
+        st.none() | st.integers(0, 6000),  # the panel's lifetime
+        st.booleans(),  # the reply had a usage field
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+@given(_ROWS)
+def test_every_row_ends_as_advance_says(rows: list[tuple]) -> None:  # type: ignore[type-arg]
+    """Each config's stored ledger and each reseller's total are what `advance` gives."""
+    configs, listed = [], {}
+    for n, (usage, settled, last, last_lifetime, counter, lifetime, has_usage) in enumerate(rows):
+        config = cfg(
+            n + 1,
+            n % 2 + 1,
+            2,
+            f"u{n}",
+            usage_bytes=usage,
+            settled_bytes=settled,
+            last_counter=last,
+            last_lifetime=last_lifetime if last is not None else None,
+        )
+        configs.append(config)
+        if counter is not None:
+            path = "used_traffic" if has_usage else NO_USAGE_FIELDS
+            listed[f"u{n}"] = CounterReading(counter, path, lifetime_bytes=lifetime)
+    use_case, store, resellers, _ = run(configs, {2: listed}, [1, 2])
+    use_case()
+    expected: dict[int, LedgerState] = {}
+    for config in configs:
+        got = listed.get(config.panel_user_id or "")
+        state = config.ledger
+        if got is not None:
+            may_reset = got.has_usage_field
+            state = advance(
+                state, got.bytes, may_reset=may_reset, lifetime=got.lifetime_bytes
+            ).after
+        expected[config.id] = state
+        assert store.rows[config.id].ledger == state
+    for reseller_id in (1, 2):
+        total = sum(
+            s.total_bytes for i, s in expected.items() if store.rows[i].reseller_id == reseller_id
+        )
+        assert resellers.used[reseller_id] == total
