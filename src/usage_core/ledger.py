@@ -181,7 +181,11 @@ def advance_fields(
     if counter < last and not may_reset:
         # A drop in a reply without usage fields: kept as it is (see `advance`).
         return StepKind.UNCHANGED, usage_bytes, settled_bytes, last_counter, last_lifetime
-    before_reset = _used_before_reset(last_lifetime, last, counter, lifetime) if may_reset else None
+    before_reset = (
+        _used_before_reset(last_lifetime, last, counter, lifetime)
+        if may_reset and lifetime is not None and last_lifetime is not None
+        else None
+    )
     if counter < last or before_reset is not None:
         settled = settled_bytes + usage_bytes + (before_reset or 0)
         return StepKind.RESET, counter, settled, counter, lifetime

@@ -187,18 +187,23 @@ class SyncAllUsage:
         writes: list[_Write] = []
         failed: list[tuple[Target, HardFailure]] = []
         outcomes: Counter[tuple[str, str]] = Counter()
+        eylandoo = PanelType.EYLANDOO.value
         for target in job.targets:
             result = found.get(target.username, missing)
             if not isinstance(result, CounterReading):
                 failed.append((target, result))
                 continue
             item = target.item
-            lines = eylandoo_lines if target.type_name == PanelType.EYLANDOO else other_lines
+            lines = eylandoo_lines if target.type_name == eylandoo else other_lines
             if lines is not None:
                 lines.append(
                     ((target.label, target.username, result.bytes), {"config_id": item.id})
                 )
-            counter, lifetime = result.bytes, result.lifetime_bytes
+            counter, lifetime, may_reset = (
+                result.bytes,
+                result.lifetime_bytes,
+                result.has_usage_field,
+            )
             if counter == item.last_counter and lifetime == item.last_lifetime and not item.stale:
                 # The counter the ledger last applied, again: nothing would change.
                 outcomes[(target.type_name, "unchanged")] += 1
@@ -209,7 +214,7 @@ class SyncAllUsage:
                 item.last_counter,
                 item.last_lifetime,
                 counter,
-                may_reset=result.has_usage_field,
+                may_reset=may_reset,
                 lifetime=lifetime,
             )
             same = (
@@ -218,7 +223,7 @@ class SyncAllUsage:
                 and last_counter == item.last_counter
                 and last_lifetime == item.last_lifetime
             )
-            if not result.has_usage_field and same:
+            if not may_reset and same:
                 last = item.usage_bytes if item.last_counter is None else item.last_counter
                 if counter < last:
                     # A drop in a reply without usage fields, kept (see `ledger.advance`).
@@ -286,7 +291,13 @@ class SyncAllUsage:
                 target = write.target
                 item = target.item
                 if item.id in written:
-                    added[item.reseller_id] += write.after.total_bytes - item.total_bytes
+                    after = write.after
+                    added[item.reseller_id] += (
+                        after.usage_bytes
+                        + after.settled_bytes
+                        - item.usage_bytes
+                        - item.settled_bytes
+                    )
                     if not write.changed:
                         summary.count(target.type_name, "unchanged")
                         continue

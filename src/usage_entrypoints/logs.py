@@ -123,13 +123,14 @@ class LaravelTextFormatter(logging.Formatter):
         each = _each(record)
         if each is not None:
             msg, lines = each
-            return "\n".join(
-                scrub(
+            # Scrubbed as one text: no credential pattern spans a line break and a prefix.
+            return scrub(
+                "\n".join(
                     f"{prefix}{msg % args} {_context_json(context)}"
                     if context
                     else prefix + msg % args
+                    for args, context in lines
                 )
-                for args, context in lines
             )
         context = _context(record)
         line = prefix + record.getMessage()

@@ -85,8 +85,10 @@ def meta_set(
     """
 
     def number(value: int | ColumnElement[object]) -> ColumnElement[object]:
-        # PostgreSQL cannot infer a parameter's type inside jsonb_build_object.
-        return cast(literal(value) if isinstance(value, int) else value, BigInteger)
+        # PostgreSQL cannot infer a parameter's type inside jsonb_build_object;
+        # SQLite binds Python ints as integers already.
+        expression: ColumnElement[object] = literal(value) if isinstance(value, int) else value
+        return expression if dialect == "sqlite" else cast(expression, BigInteger)
 
     # Keys are our own constants, written into the statement: a batch of
     # thousands of rows then binds only each row's values.

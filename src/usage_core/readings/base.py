@@ -120,6 +120,8 @@ def byte_count(value: object) -> int | None:
 
 def out_of_range(value: object) -> bool:
     """True for a number that no counter can be: below 0 or above 2^63 - 1."""
+    if type(value) is int:
+        return not 0 <= value <= MAX_BYTES
     if isinstance(value, float) and not math.isfinite(value):
         return True
     number = _number(value)

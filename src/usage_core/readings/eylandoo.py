@@ -22,22 +22,32 @@ _USAGE_FIELDS = ("total_traffic_bytes", "upload_bytes", "download_bytes")
 
 def _total_or_sum(node: Mapping[str, object], prefix: str) -> CounterReading | None:
     """`total_traffic_bytes`, or the up+down sum when that total is 0 but the sum is not."""
-    pair = _upload_download(node, prefix)
     total = byte_count(node.get("total_traffic_bytes"))
     if total is None:
         return None
     # A documented production bug: total_traffic_bytes stays 0 while the
     # upload and download counters beside it move.
-    if total == 0 and pair is not None and pair.bytes > 0:
-        return pair
+    if total == 0:
+        pair = _upload_download(node, prefix)
+        if pair is not None and pair.bytes > 0:
+            return pair
     return CounterReading(total, f"{prefix}total_traffic_bytes")
 
 
-def _upload_download(node: Mapping[str, object], prefix: str) -> CounterReading | None:
+def _pair(node: Mapping[str, object]) -> tuple[int, int] | None:
+    """The upload and download byte counts, when both are ones."""
     upload = byte_count(node.get("upload_bytes"))
     download = byte_count(node.get("download_bytes"))
     if upload is None or download is None:
         return None
+    return upload, download
+
+
+def _upload_download(node: Mapping[str, object], prefix: str) -> CounterReading | None:
+    pair = _pair(node)
+    if pair is None:
+        return None
+    upload, download = pair
     return CounterReading(
         upload + download,
         f"{prefix}upload_bytes + download_bytes",
@@ -93,21 +103,26 @@ def _get(root: Mapping[str, object], path: str) -> object:
 
 
 def _out_of_range_field(root: Mapping[str, object]) -> str | None:
-    """The first usage field (or up+down sum) holding a number no counter can be, or None."""
-    paths = [*_USAGE_FIELDS, *(f"userInfo.{name}" for name in _USAGE_FIELDS), "data.data_used"]
-    for path in paths:
-        if out_of_range(_get(root, path)):
-            return path
-    for prefix in ("", "userInfo."):
-        pair = _upload_download(_node(root, prefix), prefix)
-        if pair is not None and pair.bytes > MAX_BYTES:
-            return pair.path
+    """The first usage field (or up+down sum) holding a number no counter can be, or None.
+
+    Fields in order: the flat ones, `userInfo.`'s, `data.data_used`; then the sums.
+    """
+    # Each node looked up once: a `list_all` reply has this checked for every user.
+    user_info = json_object(root.get("userInfo"))
+    data = json_object(root.get("data"))
+    nodes = (("", root, _USAGE_FIELDS), ("userInfo.", user_info, _USAGE_FIELDS))
+    for prefix, node, names in (*nodes, ("data.", data, ("data_used",))):
+        if node is None:
+            continue
+        for name in names:
+            value = node.get(name)
+            if value is not None and out_of_range(value):
+                return prefix + name
+    for prefix, node, _ in nodes:
+        pair = _pair(node) if node is not None else None
+        if pair is not None and pair[0] + pair[1] > MAX_BYTES:
+            return f"{prefix}upload_bytes + download_bytes"
     return None
-
-
-def _node(root: Mapping[str, object], prefix: str) -> Mapping[str, object]:
-    found = json_object(_get(root, prefix.rstrip("."))) if prefix else root
-    return found if found is not None else {}
 
 
 def parse_eylandoo_list_item(item: Mapping[str, object]) -> UsageResult:
