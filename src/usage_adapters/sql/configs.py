@@ -13,6 +13,7 @@ import logging
 import sqlite3
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from itertools import chain
 from operator import itemgetter
 from typing import Any, NamedTuple
 
@@ -381,7 +382,7 @@ def _joined_updates(
         chunk = rows[start : start + _CHUNK]
         sql = _JOINED[dialect](len(chunk), base_is_object, pairs)
         # The driver's own positional parameters: no statement parsing per chunk.
-        bound = tuple(value for row in chunk for value in row)
+        bound = tuple(chain.from_iterable(chunk))
         matched += conn.exec_driver_sql(sql, bound).rowcount
     return matched
 
