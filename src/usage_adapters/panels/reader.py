@@ -177,10 +177,12 @@ class ListingResult:
 
     def merge(self, found: Iterable[tuple[str, UsageResult]]) -> None:
         """Add a page's readings; a user listed again with another reading is in conflict."""
+        results, conflicting = self.results, self.conflicting
         for name, result in found:
-            earlier = self.results.setdefault(name, result)
-            if earlier != result:
-                self.conflicting.add(name)
+            earlier = results.setdefault(name, result)
+            # Identity first: comparing a reading with itself field by field costs more.
+            if earlier is not result and earlier != result:
+                conflicting.add(name)
 
     def take(
         self,
