@@ -47,6 +47,11 @@ def test_a_small_run_verifies_every_row(tmp_path: Path) -> None:
         assert run["cpu_ratio"] == pytest.approx(ratio, abs=0.02)
         assert run["emulators"]["cpu_s"] >= 0
         assert all(panel["list_pages"] >= 1 for panel in run["requests"].values())
+        # Three floors and three syncs by default, each sync on the restored database; medians.
+        repeats = run["repeats"]
+        assert len(repeats["ours_cpu_s"]) == len(repeats["floor_cpu_s"]) == 3
+        assert run["ours"]["cpu_s"] == sorted(repeats["ours_cpu_s"])[1]
+        assert run["floor"]["cpu_s"] == sorted(repeats["floor_cpu_s"])[1]
     written = {name: run["floor"]["writes"] for name, run in runs.items()}
     updated = {name: run["ours"]["summary"]["updated"] for name, run in runs.items()}
     assert written == updated == {"first": CONFIGS, "changed": CONFIGS // 10, "unchanged": 0}

@@ -133,6 +133,8 @@ def _item(row: Any, names: dict[str, str]) -> SyncItem:
     usage = int(usage_bytes or 0)
     status = names.setdefault(status, status)
     panel_type = names.setdefault(panel_type, panel_type)
+    if external_username == panel_user_id:
+        external_username = panel_user_id  # one string for the two, as they usually are
     limit = int(traffic_limit_bytes or 0)
     try:
         meta = parse_meta(config_id, meta_text)
