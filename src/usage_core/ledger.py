@@ -151,12 +151,13 @@ def advance(
     after = LedgerState(usage, settled, last_counter, last_lifetime)
     if after == state:
         after = state
-    ignored = kind is StepKind.UNCHANGED and not may_reset and counter < _last(state)
+    ignored = kept_drop(state.usage_bytes, state.last_counter, counter, may_reset=may_reset)
     return LedgerStep(kind, counter, state, after, ignored_drop=ignored, lifetime=lifetime)
 
 
-def _last(state: LedgerState) -> int:
-    return state.usage_bytes if state.last_counter is None else state.last_counter
+def kept_drop(usage_bytes: int, last_counter: int | None, counter: int, *, may_reset: bool) -> bool:
+    """True for a drop that `advance` keeps from counting as a reset (`may_reset` false)."""
+    return not may_reset and counter < (usage_bytes if last_counter is None else last_counter)
 
 
 def advance_fields(
@@ -177,10 +178,10 @@ def advance_fields(
     if counter < 0 or (lifetime is not None and lifetime < 0):
         msg = f"a panel counter cannot be negative: {counter}, lifetime {lifetime}"
         raise ValueError(msg)
-    last = usage_bytes if last_counter is None else last_counter
-    if counter < last and not may_reset:
+    if kept_drop(usage_bytes, last_counter, counter, may_reset=may_reset):
         # A drop in a reply without usage fields: kept as it is (see `advance`).
         return StepKind.UNCHANGED, usage_bytes, settled_bytes, last_counter, last_lifetime
+    last = usage_bytes if last_counter is None else last_counter
     before_reset = (
         _used_before_reset(last_lifetime, last, counter, lifetime)
         if may_reset and lifetime is not None and last_lifetime is not None

@@ -19,7 +19,14 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 import attrs
 
 from usage_core.errors import SupersededReadingError, UsageSyncError
-from usage_core.ledger import LedgerState, LedgerStep, StepKind, advance, advance_fields
+from usage_core.ledger import (
+    LedgerState,
+    LedgerStep,
+    StepKind,
+    advance,
+    advance_fields,
+    kept_drop,
+)
 from usage_core.log import NOTICE, Line, ctx
 from usage_core.model import PanelType, SyncWork
 from usage_core.plan import PanelJob, Target, Unread, UnreadConfig, plan_sync
@@ -223,11 +230,8 @@ class SyncAllUsage:
                 and last_counter == item.last_counter
                 and last_lifetime == item.last_lifetime
             )
-            if not may_reset and same:
-                last = item.usage_bytes if item.last_counter is None else item.last_counter
-                if counter < last:
-                    # A drop in a reply without usage fields, kept (see `ledger.advance`).
-                    log_kept_usage(item.id, advance(item.state, counter, may_reset=False))
+            if kept_drop(item.usage_bytes, item.last_counter, counter, may_reset=may_reset):
+                log_kept_usage(item.id, advance(item.state, counter, may_reset=False))
             if same and not item.stale:
                 outcomes[(target.type_name, "unchanged")] += 1
                 continue

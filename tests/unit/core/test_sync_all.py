@@ -200,6 +200,21 @@ class TestSyncAll:
         completed = [r for r in caplog.records if r.getMessage() == "Reseller usage sync completed"]
         assert completed[0].context == {"eylandoo_configs_processed": 2}  # type: ignore[attr-defined]
 
+    def test_a_reply_without_usage_fields_keeps_the_usage(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A 0 read from a reply with no usage field is no reset: usage kept, and said so."""
+        configs = [cfg(1, 1, 1, "e1", usage_bytes=700, last_counter=700)]
+        listed = {1: {"e1": CounterReading(0, NO_USAGE_FIELDS)}}
+        use_case, store, _, _ = run(configs, listed, [1])
+        with caplog.at_level(logging.WARNING):
+            summary = use_case()
+        assert store.rows[1].ledger == LedgerState(700, 0, 700)
+        assert (summary.total("unchanged"), summary.resets) == (1, 0)
+        assert (
+            "Config 1: the panel reply had no usage field; keeping the stored usage" in caplog.text
+        )
+
     def test_abort_on_reraises(self) -> None:
         """An exception listed in `abort_on` (a job timeout) ends the run."""
 
