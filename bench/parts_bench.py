@@ -35,7 +35,8 @@ from usage_entrypoints.logs import configure_logging
 EYLANDOO_SHARE = 4  # one config in four, as in sync_bench.py
 
 
-def _fill(engine: sa.Engine, n: int) -> None:
+def fill_configs(engine: sa.Engine, n: int, *, synced: bool = True) -> None:
+    """N Marzban configs of one reseller; `synced`: with usage and the ledger's keys, else none."""
     rows = [
         {
             "id": i,
@@ -45,10 +46,12 @@ def _fill(engine: sa.Engine, n: int) -> None:
             "panel_id": 1,
             "panel_user_id": f"user{i}",
             "external_username": f"user{i}",
-            "usage_bytes": 1000 + i,
+            "usage_bytes": 1000 + i if synced else 0,
             "traffic_limit_bytes": 10**10,
             "expires_at": datetime(2030, 1, 1),
-            "meta": {"usage_sync_last_counter": 1000 + i, "usage_sync_counted_bytes": 1000 + i},
+            "meta": {"usage_sync_last_counter": 1000 + i, "usage_sync_counted_bytes": 1000 + i}
+            if synced
+            else None,
         }
         for i in range(1, n + 1)
     ]
@@ -72,7 +75,7 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="usage-sync-parts-"))
     try:
         engine = sa.create_engine(f"sqlite:///{workdir / 'parts.sqlite'}")
-        _fill(engine, n)
+        fill_configs(engine, n)
         configure_logging(level="INFO", log_file=str(workdir / "parts.log"))
         # As during a sync (`usage_entrypoints.collector`): what is alive is not walked.
         gc.collect()

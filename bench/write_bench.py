@@ -14,35 +14,13 @@ import shutil
 import tempfile
 import threading
 import time
-from datetime import datetime
 from pathlib import Path
 
 import sqlalchemy as sa
 
+from parts_bench import fill_configs
 from usage_adapters.sql import configs, tables
 from usage_core.ledger import LedgerState
-
-
-def _fill(engine: sa.Engine, n: int) -> None:
-    rows = [
-        {
-            "id": i,
-            "reseller_id": 1,
-            "status": "active",
-            "panel_type": "marzban",
-            "panel_id": 1,
-            "panel_user_id": f"user{i}",
-            "external_username": f"user{i}",
-            "usage_bytes": 0,
-            "traffic_limit_bytes": 10**10,
-            "expires_at": datetime(2030, 1, 1),
-            "meta": None,
-        }
-        for i in range(1, n + 1)
-    ]
-    tables.metadata.create_all(engine, tables=[tables.reseller_configs])
-    with engine.begin() as conn:
-        conn.execute(tables.reseller_configs.insert(), rows)
 
 
 def _busy(stop: threading.Event) -> None:
@@ -66,7 +44,7 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="usage-sync-writes-"))
     try:
         engine = sa.create_engine(f"sqlite:///{workdir / 'writes.sqlite'}")
-        _fill(engine, args.rows)
+        fill_configs(engine, args.rows, synced=False)
         repo = configs.SqlConfigRepository(engine)
         query = sa.select(*configs._CONFIG_COLUMNS)
         with engine.connect() as conn:

@@ -135,28 +135,16 @@ def _item(row: Any, names: dict[str, str]) -> SyncItem:
     panel_type = names.setdefault(panel_type, panel_type)
     if external_username == panel_user_id:
         external_username = panel_user_id  # one string for the two, as they usually are
-    limit = int(traffic_limit_bytes or 0)
+    problem = None
     try:
         meta = parse_meta(config_id, meta_text)
         settled, counter, lifetime, stale = _stored_fields(config_id, usage, meta)
+        version = _version(meta_text, meta)
     except StoreError as exc:
         # One malformed row must not hide the reseller's other configs.
-        return SyncItem(
-            config_id,
-            reseller_id,
-            status,
-            panel_type,
-            panel_id,
-            panel_user_id,
-            external_username,
-            limit,
-            usage,
-            0,
-            None,
-            None,
-            MetaVersion(meta_text, False),
-            problem=str(exc),
-        )
+        problem = str(exc)
+        settled, counter, lifetime, stale = 0, None, None, False
+        version = MetaVersion(meta_text, False)
     return SyncItem(
         config_id,
         reseller_id,
@@ -165,13 +153,14 @@ def _item(row: Any, names: dict[str, str]) -> SyncItem:
         panel_id,
         panel_user_id,
         external_username,
-        limit,
+        int(traffic_limit_bytes or 0),
         usage,
         settled,
         counter,
         lifetime,
-        _version(meta_text, meta),
+        version,
         stale,
+        problem,
     )
 
 
@@ -370,9 +359,9 @@ def _joined_updates(
     own statement, and Python's sqlite3 gives up the interpreter lock around
     each row's step, so that while the panels' threads decode replies every
     row waits its turn for the lock (`bench/write_bench.py`: 10,000 rows beside
-    two threads decoding listing pages took 22.4 s as an `executemany`, 0.26 s
-    as one statement a chunk). Joining the rows' values as a derived table
-    does the same guarded writes in one statement.
+    two threads decoding listing pages took 22 to 51 s as an `executemany`,
+    0.22 to 0.26 s as one statement a chunk). Joining the rows' values as a
+    derived table does the same guarded writes in one statement.
     """
     base_is_object, sets_settled, sets_lifetime = shape
     pairs = [(LAST_COUNTER_KEY, "b_counter"), (COUNTED_KEY, "b_counted")]
