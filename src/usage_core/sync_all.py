@@ -28,7 +28,7 @@ from usage_core.ledger import (
     kept_drop,
 )
 from usage_core.log import NOTICE, Line, ctx
-from usage_core.model import PanelType, SyncWork
+from usage_core.model import PanelType, SyncItem, SyncWork
 from usage_core.plan import PanelJob, Target, Unread, UnreadConfig, plan_sync
 from usage_core.ports import (
     Clock,
@@ -295,13 +295,7 @@ class SyncAllUsage:
                 target = write.target
                 item = target.item
                 if item.id in written:
-                    after = write.after
-                    added[item.reseller_id] += (
-                        after.usage_bytes
-                        + after.settled_bytes
-                        - item.usage_bytes
-                        - item.settled_bytes
-                    )
+                    added[item.reseller_id] += _bytes_added(item, write.after)
                     if not write.changed:
                         summary.count(target.type_name, "unchanged")
                         continue
@@ -313,7 +307,7 @@ class SyncAllUsage:
                 landed = self._retry(write, summary, panel_id)
                 if landed is not None:
                     self._count_step(target, landed, summary)
-                    added[item.reseller_id] += landed.after.total_bytes - item.total_bytes
+                    added[item.reseller_id] += _bytes_added(item, landed.after)
             for type_name, n in updated.items():
                 summary.count(type_name, "updated", n)
         return added
@@ -377,6 +371,11 @@ class SyncAllUsage:
             _log_failure(exc, "Failed to store the totals of %s resellers", len(changed))
             return
         summary.resellers_updated = len(changed)
+
+
+def _bytes_added(item: SyncItem, after: LedgerState) -> int:
+    """What writing `after` adds to the config's total as read (usage plus settled)."""
+    return after.usage_bytes + after.settled_bytes - item.usage_bytes - item.settled_bytes
 
 
 @attrs.define(eq=False)
