@@ -2,8 +2,9 @@
 
 `sync_bench.py` measures whole runs beside their floor; this says where the rest of a run
 goes: the configs' select, building the work items, planning, reading listed users,
-applying growth through the ledger and the per-config log lines. Run from the project
-root: `python bench/parts_bench.py --configs 100000`. See docs/performance.md.
+applying growth through the ledger, a panel's readings applied and every row written as a
+first sync does, and the per-config log lines. Run from the project root:
+`python bench/parts_bench.py --configs 100000`. See docs/performance.md.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
@@ -29,7 +31,10 @@ from usage_core.model import Panel, ResellerUsage, SyncWork
 from usage_core.plan import plan_sync
 from usage_core.readings import parse_marzban_user
 from usage_core.recording import log_readings
+from usage_core.summary import SyncSummary
+from usage_core.sync_all import SyncAllUsage
 from usage_core.targets import PanelDirectory
+from usage_entrypoints.clock import SystemClock
 from usage_entrypoints.logs import configure_logging
 
 EYLANDOO_SHARE = 4  # one config in four, as in sync_bench.py
@@ -120,6 +125,19 @@ def main() -> None:
             ]
             log_readings(level, lines)
 
+        plan = plan_sync(work, panels)
+        found = dict(zip((u["username"] for u in listed), readings, strict=True))
+        # Applying a panel's readings needs only the configs' store.
+        unused: Any = None
+        clock = SystemClock(ZoneInfo("UTC"))
+        sync = SyncAllUsage(configs.SqlConfigRepository(engine), unused, unused, unused, clock)
+        summary = SyncSummary(started_at=clock.now())
+        _timed(
+            "every row written (SyncAllUsage._apply)",
+            lambda: sync._apply(plan.jobs[0], found, summary),
+        )
+        if summary.as_dict()["updated"] != n:
+            raise SystemExit(f"the writes landed for {summary.as_dict()['updated']} of {n} rows")
         eylandoo = n // EYLANDOO_SHARE
         _timed(f"{eylandoo} per-config lines at INFO", lambda: log_lines(logging.INFO, eylandoo))
         _timed(

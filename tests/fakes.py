@@ -34,10 +34,12 @@ from usage_core.ports import (
     EnforcementStore,
     JobQueue,
     Lock,
+    NewLedger,
     Pace,
     PanelClients,
     PanelRepository,
     PanelSession,
+    ReadLedger,
     ResellerRepository,
     SettingsRepository,
 )
@@ -82,7 +84,7 @@ class InMemoryConfigs:
             return None
         return LedgerSnapshot(config_id, row.ledger, self.versions[config_id])
 
-    def save_ledgers(self, writes: Sequence[tuple[LedgerSnapshot, LedgerState]]) -> set[int]:
+    def save_ledgers(self, writes: Sequence[tuple[ReadLedger, NewLedger]]) -> set[int]:
         self.batches.append(len(writes))
         written = set()
         for snapshot, after in writes:
@@ -109,7 +111,7 @@ class InMemoryConfigs:
     def ledgers_of(self, reseller_id: int) -> list[LedgerState]:
         return [c.ledger for c in self.rows.values() if c.reseller_id == reseller_id]
 
-    def put_ledger(self, config_id: int, state: LedgerState) -> None:
+    def put_ledger(self, config_id: int, state: NewLedger) -> None:
         """Change a row's usage fields as any writer would."""
         self.rows[config_id] = attrs.evolve(
             self.rows[config_id],

@@ -51,6 +51,30 @@ class ReadLedger(Protocol):
         ...
 
 
+class NewLedger(Protocol):
+    """The fields a guarded write stores: a `LedgerState`, or a full sync's pending write."""
+
+    @property
+    def usage_bytes(self) -> int:
+        """The new `usage_bytes`."""
+        ...
+
+    @property
+    def settled_bytes(self) -> int:
+        """The new `settled_usage_bytes`."""
+        ...
+
+    @property
+    def last_counter(self) -> int | None:
+        """The panel counter the ledger applied."""
+        ...
+
+    @property
+    def last_lifetime(self) -> int | None:
+        """The lifetime counter read with it, or None."""
+        ...
+
+
 class SettingsRepository(Protocol):
     """The `settings` table: string values by key."""
 
@@ -74,7 +98,7 @@ class ConfigRepository(Protocol):
         """The config's ledger with a version token, or None when it is gone."""
         ...
 
-    def save_ledgers(self, writes: Sequence[tuple[ReadLedger, LedgerState]]) -> set[int]:
+    def save_ledgers(self, writes: Sequence[tuple[ReadLedger, NewLedger]]) -> set[int]:
         """Write each ledger unless its row changed since it was read; the ids written.
 
         Only `usage_bytes` and the ledger's own keys in `meta` are touched.

@@ -33,6 +33,7 @@ from usage_core.plan import PanelJob, Target, Unread, UnreadConfig, plan_sync
 from usage_core.ports import (
     Clock,
     ConfigRepository,
+    NewLedger,
     PanelClients,
     PanelRepository,
     ResellerRepository,
@@ -181,74 +182,31 @@ class SyncAllUsage:
     ) -> Counter[int]:
         """Apply one panel's readings through the ledger; the bytes added, by reseller.
 
-        A full sync does this for every config, so the ledger runs on the item's
-        plain values and objects are built only for the rows that change.
+        A panel may have a quarter of a million configs: they are applied, logged
+        and written a batch at a time, so that no more than a batch's writes and
+        log lines are held at once.
         """
         missing = _PANEL_FAILED if results is None else _NO_RESULT
         found = results or {}
         panel = job.panel
-        # The original logged each config's usage for Eylandoo only (at INFO); the
-        # others' lines are DEBUG. Written as one record per panel (`log_readings`).
-        eylandoo_lines: list[Line] | None = [] if logger.isEnabledFor(logging.INFO) else None
-        other_lines: list[Line] | None = [] if logger.isEnabledFor(logging.DEBUG) else None
-        writes: list[_Write] = []
         failed: list[tuple[Target, HardFailure]] = []
         outcomes: Counter[tuple[str, str]] = Counter()
-        eylandoo = PanelType.EYLANDOO.value
-        for target in job.targets:
-            result = found.get(target.username, missing)
-            if not isinstance(result, CounterReading):
-                failed.append((target, result))
-                continue
-            item = target.item
-            lines = eylandoo_lines if target.type_name == eylandoo else other_lines
-            if lines is not None:
-                lines.append(
-                    ((target.label, target.username, result.bytes), {"config_id": item.id})
-                )
-            counter, lifetime, may_reset = (
-                result.bytes,
-                result.lifetime_bytes,
-                result.has_usage_field,
-            )
-            if counter == item.last_counter and lifetime == item.last_lifetime and not item.stale:
-                # The counter the ledger last applied, again: nothing would change.
-                outcomes[(target.type_name, "unchanged")] += 1
-                continue
-            kind, usage, settled, last_counter, last_lifetime = advance_fields(
-                item.usage_bytes,
-                item.settled_bytes,
-                item.last_counter,
-                item.last_lifetime,
-                counter,
-                may_reset=may_reset,
-                lifetime=lifetime,
-            )
-            same = (
-                usage == item.usage_bytes
-                and settled == item.settled_bytes
-                and last_counter == item.last_counter
-                and last_lifetime == item.last_lifetime
-            )
-            if kept_drop(item.usage_bytes, item.last_counter, counter, may_reset=may_reset):
-                log_kept_usage(item.id, advance(item.state, counter, may_reset=False))
-            if same and not item.stale:
-                outcomes[(target.type_name, "unchanged")] += 1
-                continue
-            after = LedgerState(usage, settled, last_counter, last_lifetime)
-            writes.append(_Write(target, result, after, kind, changed=not same))
-        log_readings(logging.INFO, eylandoo_lines or ())
-        log_readings(logging.DEBUG, other_lines or ())
+        added: Counter[int] = Counter()
+        targets = job.targets
+        for start in range(0, len(targets), WRITE_BATCH):
+            batch = targets[start : start + WRITE_BATCH]
+            writes = _advance(batch, found, missing, failed, outcomes)
+            added.update(self._write(writes, summary, panel.id))
         for (type_name, outcome), n in outcomes.items():
             summary.count(type_name, outcome, n)
         summary.panel_read(
             panel.id,
-            job.targets[0].type_name if job.targets else panel.type_name,
-            read=len(job.targets) - len(failed),
+            targets[0].type_name if targets else panel.type_name,
+            read=len(targets) - len(failed),
             failed=len(failed),
         )
         self._fail_reads(job, failed, summary)
-        return self._write(writes, summary, panel.id)
+        return added
 
     def _fail_reads(
         self, job: PanelJob, failed: list[tuple[Target, HardFailure]], summary: SyncSummary
@@ -278,9 +236,7 @@ class SyncAllUsage:
         for start in range(0, len(writes), WRITE_BATCH):
             batch = writes[start : start + WRITE_BATCH]
             try:
-                written = self.configs.save_ledgers(
-                    [(write.target.item, write.after) for write in batch]
-                )
+                written = self.configs.save_ledgers([(write.target.item, write) for write in batch])
             except Exception as exc:
                 if isinstance(exc, self.abort_on):
                     raise
@@ -295,7 +251,7 @@ class SyncAllUsage:
                 target = write.target
                 item = target.item
                 if item.id in written:
-                    added[item.reseller_id] += _bytes_added(item, write.after)
+                    added[item.reseller_id] += _bytes_added(item, write)
                     if not write.changed:
                         summary.count(target.type_name, "unchanged")
                         continue
@@ -373,31 +329,104 @@ class SyncAllUsage:
         summary.resellers_updated = len(changed)
 
 
-def _bytes_added(item: SyncItem, after: LedgerState) -> int:
+def _advance(
+    targets: list[Target],
+    found: dict[str, UsageResult],
+    missing: HardFailure,
+    failed: list[tuple[Target, HardFailure]],
+    outcomes: Counter[tuple[str, str]],
+) -> list[_Write]:
+    """Apply each target's reading to its ledger and log it; the writes of those it moved.
+
+    A full sync does this for every config, so the ledger runs on the item's
+    plain values and objects are built only for the rows that change. Targets
+    without a reading go to `failed`; unchanged ones are counted in `outcomes`.
+    """
+    # The original logged each config's usage for Eylandoo only (at INFO); the
+    # others' lines are DEBUG. Written as one record per batch (`log_readings`).
+    eylandoo_lines: list[Line] | None = [] if logger.isEnabledFor(logging.INFO) else None
+    other_lines: list[Line] | None = [] if logger.isEnabledFor(logging.DEBUG) else None
+    writes: list[_Write] = []
+    eylandoo = PanelType.EYLANDOO.value
+    for target in targets:
+        result = found.get(target.username, missing)
+        if not isinstance(result, CounterReading):
+            failed.append((target, result))
+            continue
+        item = target.item
+        lines = eylandoo_lines if target.type_name == eylandoo else other_lines
+        if lines is not None:
+            lines.append(((target.label, target.username, result.bytes), {"config_id": item.id}))
+        counter, lifetime, may_reset = (
+            result.bytes,
+            result.lifetime_bytes,
+            result.has_usage_field,
+        )
+        if counter == item.last_counter and lifetime == item.last_lifetime and not item.stale:
+            # The counter the ledger last applied, again: nothing would change.
+            outcomes[(target.type_name, "unchanged")] += 1
+            continue
+        kind, usage, settled, last_counter, last_lifetime = advance_fields(
+            item.usage_bytes,
+            item.settled_bytes,
+            item.last_counter,
+            item.last_lifetime,
+            counter,
+            may_reset=may_reset,
+            lifetime=lifetime,
+        )
+        same = (
+            usage == item.usage_bytes
+            and settled == item.settled_bytes
+            and last_counter == item.last_counter
+            and last_lifetime == item.last_lifetime
+        )
+        if not may_reset and kept_drop(
+            item.usage_bytes, item.last_counter, counter, may_reset=False
+        ):
+            log_kept_usage(item.id, advance(item.state, counter, may_reset=False))
+        if same and not item.stale:
+            outcomes[(target.type_name, "unchanged")] += 1
+            continue
+        writes.append(
+            _Write(target, result, kind, usage, settled, last_counter, last_lifetime, not same)
+        )
+    log_readings(logging.INFO, eylandoo_lines or ())
+    log_readings(logging.DEBUG, other_lines or ())
+    return writes
+
+
+def _bytes_added(item: SyncItem, after: NewLedger) -> int:
     """What writing `after` adds to the config's total as read (usage plus settled)."""
     return after.usage_bytes + after.settled_bytes - item.usage_bytes - item.settled_bytes
 
 
 @attrs.define(eq=False)
 class _Write:
-    """A config whose ledger a reading moved, or whose stale keys are written back."""
+    """A config whose ledger a reading moved, or whose stale keys are written back.
+
+    It holds the ledger's fields after the reading as plain values, and is
+    what the store writes (a `NewLedger`): a first sync has one per config.
+    """
 
     target: Target
     reading: CounterReading
-    after: LedgerState
     kind: StepKind
+    usage_bytes: int
+    settled_bytes: int
+    last_counter: int | None
+    last_lifetime: int | None
     # False when only stale keys are written back.
     changed: bool
 
     def step(self) -> LedgerStep:
         """The ledger step, for the log line of a reset."""
-        item = self.target.item
+        after = LedgerState(
+            self.usage_bytes, self.settled_bytes, self.last_counter, self.last_lifetime
+        )
+        reading = self.reading
         return LedgerStep(
-            self.kind,
-            self.reading.bytes,
-            item.state,
-            self.after,
-            lifetime=self.reading.lifetime_bytes,
+            self.kind, reading.bytes, self.target.item.state, after, lifetime=reading.lifetime_bytes
         )
 
 

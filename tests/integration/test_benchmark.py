@@ -72,3 +72,18 @@ def test_a_corrupted_row_fails_the_run(tmp_path: Path, corruption: str, named: s
     assert done.returncode == 1, done.stdout + done.stderr
     assert "VERIFICATION FAILED after the first run: 1 wrong rows" in done.stderr
     assert named in done.stderr
+
+
+def test_the_parts_benchmark_times_every_part(tmp_path: Path) -> None:
+    """`bench/parts_bench.py` runs small and times each part, the writes of every row included."""
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARK.with_name("parts_bench.py")), "--configs", "500"],
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "every row written (SyncAllUsage._apply)" in done.stdout
+    assert "per-config lines at INFO" in done.stdout

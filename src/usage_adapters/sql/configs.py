@@ -36,7 +36,7 @@ from usage_core.errors import StoreError
 from usage_core.ledger import LedgerState, reconcile
 from usage_core.log import ctx
 from usage_core.model import ConfigFilter, LedgerSnapshot, ResellerConfig, SyncItem
-from usage_core.ports import ReadLedger
+from usage_core.ports import NewLedger, ReadLedger
 
 logger = logging.getLogger(__name__)
 
@@ -251,11 +251,12 @@ class SqlConfigRepository:
         return ledgers
 
     @translated
-    def save_ledgers(self, writes: Sequence[tuple[ReadLedger, LedgerState]]) -> set[int]:
+    def save_ledgers(self, writes: Sequence[tuple[ReadLedger, NewLedger]]) -> set[int]:
         """Write each ledger unless its row changed since it was read; the ids written."""
+        if not writes:
+            return set()
         # Rows of `_WRITE_FIELDS`, grouped by the statement they need.
         groups: dict[tuple[bool, bool, bool], list[tuple[Any, ...]]] = defaultdict(list)
-        expected: dict[int, LedgerState] = {}
         for read, after in writes:
             version = read.version
             if type(version) is not MetaVersion:
@@ -285,9 +286,6 @@ class SqlConfigRepository:
                     lifetime,
                 )
             )
-            expected[config_id] = after
-        if not expected:
-            return set()
         matched = 0
         with self._engine.begin() as conn:
             for shape, rows in groups.items():
@@ -301,6 +299,7 @@ class SqlConfigRepository:
                         sets_lifetime=sets_lifetime,
                     )
                     matched += _execute_many(conn, stmt, rows)
+        expected = {read.config_id: after for read, after in writes}
         if matched == len(expected):
             return set(expected)
         # Some rows changed under us: find out which writes landed.
@@ -330,7 +329,7 @@ class SqlConfigRepository:
             .values(usage_bytes=bindparam("b_usage"), meta=meta)
         )
 
-    def _landed(self, expected: dict[int, LedgerState]) -> set[int]:
+    def _landed(self, expected: dict[int, NewLedger]) -> set[int]:
         landed: set[int] = set()
         ids = list(expected)
         with self._engine.connect() as conn:
