@@ -16,6 +16,7 @@ from typing import Protocol, runtime_checkable
 import attrs
 
 from usage_adapters.panels.http import HttpChannel, QueryParams, Reply, Sent
+from usage_adapters.panels.json_stream import Path
 from usage_core.log import ctx
 from usage_core.read_strategy import ReadCosts
 from usage_core.readings import CounterReading, HardFailure, RemoteResult, UsageResult
@@ -123,6 +124,20 @@ class Listing(Protocol):
 
     def read_item(self, item: Mapping[str, object]) -> UsageResult:
         """A listed item's reading (a counter without a usage field asks for a single read)."""
+        ...
+
+
+@runtime_checkable
+class WholeListing(Listing, Protocol):
+    """A listing that gives every user in one reply, read element by element as it is decoded.
+
+    Its users are the elements of the arrays at `user_arrays` (see
+    `json_stream`): a reply of a million users is not built whole in memory.
+    """
+
+    @property
+    def user_arrays(self) -> tuple[Path, ...]:
+        """Where in the reply the arrays of users are."""
         ...
 
 

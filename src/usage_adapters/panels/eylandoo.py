@@ -11,6 +11,7 @@ import attrs
 from usage_adapters.panels.auth import StaticKeyAuth
 from usage_adapters.panels.dialect import FetchWording, Page, Requester
 from usage_adapters.panels.http import HttpChannel, QueryParams, path_segment
+from usage_adapters.panels.json_stream import EACH, Path
 from usage_adapters.panels.options import ReadOptions
 from usage_adapters.panels.writes import answer, done
 from usage_core.log import ctx
@@ -35,6 +36,14 @@ class EylandooListing:
     """`GET /api/v1/users/list_all`: one page with every user."""
 
     item_key: str = "username"
+    # Each shape's groups, as `parse_eylandoo_list_all` reads them.
+    user_arrays: tuple[Path, ...] = (
+        ("users",),
+        ("data", "users"),
+        ("main_admin", "users"),
+        ("main_admin_users",),
+        ("sub_admins", EACH, "users"),
+    )
 
     def request(self, number: int) -> tuple[str, QueryParams]:
         """The one page."""

@@ -10,6 +10,7 @@ from urllib.parse import quote
 import attrs
 import httpx
 
+from usage_adapters.panels.json_stream import Elements, decode_elements
 from usage_adapters.panels.redaction import Redactor
 from usage_core.model import Panel
 from usage_core.readings import HardFailure
@@ -92,14 +93,20 @@ _OUT_OF_TIME = TransportProblem("TimeBudget", OUT_OF_TIME, timed_out=True, out_o
 Sent = Reply | TransportProblem
 
 
-def decode_json(reply: Reply) -> object:
-    """The reply's JSON value, or `NotJson` (never raises)."""
+def decode_json(reply: Reply, elements: Elements | None = None) -> object:
+    """The reply's JSON value, or `NotJson` (never raises).
+
+    With `elements` (the paths of arrays and what to make of each element), each
+    element of those arrays is read as it is decoded (`json_stream`).
+    """
     if reply.truncated:
         return NotJson(f"the reply is larger than {len(reply.body)} bytes")
     if not reply.body.strip():
         return NotJson("the reply body is empty")
     try:
-        return json.loads(reply.body)
+        if elements is None:
+            return json.loads(reply.body)
+        return decode_elements(reply.body, *elements)
     except (ValueError, RecursionError):
         return NotJson("the reply is not JSON")
 

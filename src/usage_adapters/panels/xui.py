@@ -29,6 +29,7 @@ from usage_adapters.panels.http import (
     header_safe,
     path_segment,
 )
+from usage_adapters.panels.json_stream import EACH, Path
 from usage_adapters.panels.kept_logins import KeptCredential
 from usage_adapters.panels.options import ReadOptions
 from usage_adapters.panels.writes import Answer, answer, done
@@ -64,6 +65,7 @@ class XuiListing:
     """
 
     item_key: str = "email"
+    user_arrays: tuple[Path, ...] = (("obj", EACH, "clientStats"),)
 
     def request(self, number: int) -> tuple[str, QueryParams]:
         """The one page."""

@@ -29,7 +29,8 @@ from panel_support import (
     wrong,
 )
 
-from usage_adapters.panels import HttpxPanelClients
+from usage_adapters.panels import HttpxPanelClients, reader
+from usage_adapters.panels.http import decode_json
 from usage_core.model import Panel
 from usage_core.ports import PanelSession
 from usage_core.readings import CounterReading, HardFailure, UsageResult
@@ -142,6 +143,30 @@ def open_session(stack: ExitStack) -> OpenSession:
     return _open
 
 
+class Decoding:
+    """How whole listings are decoded in a test, and the replies read as decoded."""
+
+    def __init__(self, as_decoded: bool) -> None:
+        self.as_decoded = as_decoded
+        self.replies: list[object] = []
+
+
+@pytest.fixture(params=["whole", "as decoded"])
+def decoding(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Decoding:
+    """Whole listings decoded whole, or read as decoded whatever their size (as large ones are)."""
+    seen = Decoding(request.param == "as decoded")
+
+    def decode(reply: Any, elements: Any = None) -> object:
+        if elements is not None:
+            seen.replies.append(reply)
+        return decode_json(reply, elements)
+
+    monkeypatch.setattr(reader, "decode_json", decode)
+    if seen.as_decoded:
+        monkeypatch.setattr(reader, "READ_AS_DECODED_BYTES", 0)
+    return seen
+
+
 @pytest.fixture(params=sorted(VARIANTS))
 def variant(request: pytest.FixtureRequest) -> str:
     """Each panel variant in turn: eylandoo, marzban, marzneshin, xui-v2, xui-v3."""
@@ -237,7 +262,11 @@ class TestListing:
 
     @pytest.mark.parametrize("shape", EYLANDOO_LIST_SHAPES)
     def test_every_eylandoo_list_shape_parses(
-        self, shape: EylandooListShape, start: StartVariant, open_session: OpenSession
+        self,
+        shape: EylandooListShape,
+        start: StartVariant,
+        open_session: OpenSession,
+        decoding: Decoding,
     ) -> None:
         """`users`, `data.users`, `main_admin`, `main_admin_users` and `sub_admins` all read."""
         users = seeded(400)
@@ -311,7 +340,7 @@ class TestFallbackToSingleReads:
 
     @pytest.mark.parametrize("variant", ["marzban", "marzneshin", "xui-v2", "xui-v3"])
     def test_unreadable_list_items_are_read_singly(
-        self, variant: str, start: StartVariant, open_session: OpenSession
+        self, variant: str, start: StartVariant, open_session: OpenSession, decoding: Decoding
     ) -> None:
         """Items whose usage is null or not a number are read singly, like missing ones."""
         users = seeded(300)
@@ -726,3 +755,36 @@ class TestEmulatorListings:
         assert stats.busy_s >= 0.3
         assert 0 < stats.build_s < stats.busy_s - 0.25  # the latency is not building time
         assert stats.bytes_sent > 3 * 1_000 * 200
+
+
+class TestWholeListingsReadAsDecoded:
+    """Eylandoo and 3x-ui replies read user by user as they are decoded, as the large ones are."""
+
+    @pytest.mark.parametrize("variant", ["eylandoo", "xui-v2", "xui-v3"])
+    def test_the_listing_gives_what_the_panel_holds(
+        self,
+        variant: str,
+        start: StartVariant,
+        open_session: OpenSession,
+        decoding: Decoding,
+    ) -> None:
+        """2,000 users come from the one listing reply, each as the panel holds it."""
+        users = seeded(2_000)
+        panel = start(variant, users=users)
+        results = open_session(panel).fetch_many(names_of(users))
+        assert list(results) == names_of(users)
+        assert wrong(panel, results) == {}
+        assert (panel.counts.list_pages, panel.counts.user_gets) == (1, 0)
+        assert len(decoding.replies) == (1 if decoding.as_decoded else 0)
+
+    def test_a_malformed_reply_falls_back_for_everyone(
+        self, start: StartVariant, open_session: OpenSession, decoding: Decoding
+    ) -> None:
+        """A listing cut short is not JSON either way: every user is read singly."""
+        users = seeded(50)
+        panel = start("xui-v3", users=users)
+        cut_short = '{"success":true,"msg":"","obj":[{"clientStats":[{'
+        panel.set_list_fault(1, Fault.malformed(cut_short))
+        results = open_session(panel).fetch_many(names_of(users))
+        assert wrong(panel, results) == {}
+        assert panel.counts.user_gets == 50

@@ -1,0 +1,237 @@
+"""Decoding a large JSON reply without building all of it: each element of the named arrays
+is turned into something small as soon as it is decoded.
+
+A 3x-ui `inbounds/list` or an Eylandoo `list_all` reply holds every user of the panel in one
+document (121 MB for 250,000 users). `json.loads` of it holds the text as a string beside
+the bytes and builds every user's object before the first one is read, several times the
+reply's size at once. Here the text is decoded a window at a time and each user's object is
+handed to `element` alone, so that only what `element` returns is kept.
+
+The result is the value `json.loads` builds, with each element of an array at one of the
+`arrays` paths replaced by `element(it)`; what `json.loads` refuses is refused here too
+(a `ValueError`).
+"""
+
+from __future__ import annotations
+
+import codecs
+import enum
+import json
+import json.scanner
+import re
+from collections.abc import Callable, Collection
+
+_WHITESPACE = re.compile(r"[ \t\n\r]*")  # JSON's whitespace, as the json module matches it
+_WINDOW = 1 << 20  # bytes decoded at a time
+# A value cut off by the window is scanned again once this many times as much is decoded.
+_GROWTH = 8
+# A number at the end of the text decoded so far may go on in the next window
+# ("1" of "12", or "1" of "1e5"): a value must end this far before it to be taken.
+_MARGIN = 4
+# The json module's own scanner (its C one where there is one): one value at an index.
+# (Its stub types the argument as a scanner; a decoder is what it reads its settings from.)
+_scan = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
+
+
+class Step(enum.Enum):
+    """A path step that is not an object key."""
+
+    EACH = "each element of an array"
+
+
+EACH = Step.EACH
+# Object keys, and EACH for any element of an array.
+Path = tuple[str | Step, ...]
+Element = Callable[[object], object]
+# The arrays to read element by element, and what to make of each element.
+Elements = tuple[Collection[Path], Element]
+
+
+def decode_elements(
+    body: bytes, arrays: Collection[Path], element: Element, *, window: int = _WINDOW
+) -> object:
+    """`json.loads(body)`, with every element of an array at one of `arrays` read by `element`.
+
+    Raises ValueError (or RecursionError) where `json.loads` would.
+    """
+    if json.detect_encoding(body) != "utf-8":
+        # UTF-16/32 or a byte order mark: rare enough to decode whole.
+        return apply_elements(json.loads(body), arrays, element)
+    text = _Text(body, window)
+    value = _value(text, (), _Arrays(arrays), element)
+    if text.skip() != "":
+        raise text.error("Extra data")
+    return value
+
+
+def apply_elements(value: object, arrays: Collection[Path], element: Element) -> object:
+    """A decoded `value` with `element` applied as `decode_elements` applies it."""
+    return _apply(value, (), _Arrays(arrays), element)
+
+
+class _Arrays:
+    """The paths whose arrays are streamed, and every path that leads to one."""
+
+    def __init__(self, arrays: Collection[Path]) -> None:
+        self.streamed = frozenset(arrays)
+        self.leading = frozenset(path[:n] for path in arrays for n in range(len(path)))
+
+
+def _apply(value: object, path: Path, arrays: _Arrays, element: Element) -> object:
+    if isinstance(value, list):
+        if path in arrays.streamed:
+            return [element(item) for item in value]
+        if path in arrays.leading:
+            return [_apply(item, (*path, EACH), arrays, element) for item in value]
+    elif isinstance(value, dict) and path in arrays.leading:
+        return {key: _apply(item, (*path, key), arrays, element) for key, item in value.items()}
+    return value
+
+
+class _Text:
+    """The body's text, decoded a window at a time, and the position read up to."""
+
+    def __init__(self, body: bytes, window: int) -> None:
+        self._body = memoryview(body)
+        self._window = window
+        self._next = 0  # the first byte not decoded yet
+        self._decode = codecs.getincrementaldecoder("utf-8")("surrogatepass").decode
+        self.buf = ""
+        self.pos = 0
+
+    @property
+    def ended(self) -> bool:
+        return self._next >= len(self._body)
+
+    def more(self, at_least: int = 0) -> bool:
+        """Decode at least one more window (and `at_least` bytes); False at the end."""
+        if self.ended:
+            return False
+        end = self._next + max(self._window, at_least)
+        text = self._decode(self._body[self._next : end], final=end >= len(self._body))
+        self._next = end
+        # What was read is dropped: the text held is what is not read yet.
+        self.buf = self.buf[self.pos :] + text
+        self.pos = 0
+        return True
+
+    def skip(self) -> str:
+        """Skip whitespace; the next character, or "" at the end of the body."""
+        while True:
+            match = _WHITESPACE.match(self.buf, self.pos)
+            self.pos = match.end() if match else self.pos
+            if self.pos < len(self.buf):
+                return self.buf[self.pos]
+            if not self.more():
+                return ""
+
+    def whole(self) -> object:
+        """The one value that starts here, decoded by the json module."""
+        while True:
+            try:
+                value, end = _scan(self.buf, self.pos)
+            except (StopIteration, json.JSONDecodeError):
+                # Cut off by the window, or malformed: only the end of the body tells.
+                # A long value (3x-ui's `settings`: a string of every client) is thus
+                # scanned a few times, not once a window.
+                if not self.more(_GROWTH * (len(self.buf) - self.pos)):
+                    raise self.error("Expecting value") from None
+                continue
+            if end > len(self.buf) - _MARGIN and self.more(len(self.buf) - self.pos):
+                continue
+            self.pos = end
+            return value
+
+    def take(self, char: str, expecting: str) -> None:
+        """Step over `char`, the next character after whitespace, or fail."""
+        if self.skip() != char:
+            raise self.error(expecting)
+        self.pos += 1
+
+    def more_members(self, close: str) -> bool:
+        """Step over the comma before another member (True) or the closing `close` (False)."""
+        char = self.skip()
+        if char not in (",", close):
+            raise self.error("Expecting ',' delimiter")
+        self.pos += 1
+        return char == ","
+
+    def error(self, message: str) -> json.JSONDecodeError:
+        return json.JSONDecodeError(message, self.buf, self.pos)
+
+
+def _value(text: _Text, path: Path, arrays: _Arrays, element: Element) -> object:
+    char = text.skip()
+    if char == "[" and path in arrays.streamed:
+        return _array(text, path, arrays, element, streamed=True)
+    if path in arrays.leading:
+        if char == "{":
+            return _object(text, path, arrays, element)
+        if char == "[":
+            return _array(text, path, arrays, element, streamed=False)
+    return text.whole()
+
+
+def _object(text: _Text, path: Path, arrays: _Arrays, element: Element) -> dict[str, object]:
+    text.pos += 1
+    result: dict[str, object] = {}
+    if text.skip() == "}":
+        text.pos += 1
+        return result
+    while True:
+        if text.skip() != '"':
+            raise text.error("Expecting property name enclosed in double quotes")
+        key = text.whole()
+        assert isinstance(key, str)  # noqa: S101 - a JSON value that starts with '"'
+        text.take(":", "Expecting ':' delimiter")
+        result[key] = _value(text, (*path, key), arrays, element)
+        if not text.more_members("}"):
+            return result
+
+
+def _array(
+    text: _Text, path: Path, arrays: _Arrays, element: Element, *, streamed: bool
+) -> list[object]:
+    text.pos += 1
+    result: list[object] = []
+    if text.skip() == "]":
+        text.pos += 1
+        return result
+    inner = (*path, EACH)
+    while True:
+        if streamed:
+            _elements(text, element, result)
+        else:
+            result.append(_value(text, inner, arrays, element))
+        if not text.more_members("]"):
+            return result
+
+
+def _elements(text: _Text, element: Element, into: list[object]) -> None:
+    """Read elements of a streamed array into `into` while they are plainly in the text.
+
+    The loop a listing of a million users spends its time in: one call of the
+    scanner and of `element` per element while each is followed by a comma in the
+    text at hand; anything else (the window's end, whitespace, the array's end, an
+    error) is left to the careful path.
+    """
+    text.skip()
+    buf, pos = text.buf, text.pos
+    limit = len(buf) - _MARGIN
+    append = into.append
+    while True:
+        try:
+            value, end = _scan(buf, pos)
+        except (StopIteration, json.JSONDecodeError):
+            break
+        if end > limit or buf[end] != ",":
+            break
+        append(element(value))
+        pos = end + 1
+        if buf[pos] in " \t\n\r":
+            pos = _WHITESPACE.match(buf, pos).end()  # type: ignore[union-attr]
+            if pos > limit:
+                break
+    text.pos = pos
+    text.skip()
+    into.append(element(text.whole()))
