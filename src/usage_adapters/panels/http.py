@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from collections.abc import Mapping
@@ -165,17 +166,16 @@ class HttpChannel:
                 params=params,
                 timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
             ) as response:
-                chunks: list[bytes] = []
-                size = 0
+                # Not a list of chunks joined at the end: that holds a listing twice at once
+                # (121 MB of 3x-ui at 250,000 users); a BytesIO hands over its own buffer.
+                body = io.BytesIO()
                 for chunk in response.iter_bytes():
-                    chunks.append(chunk)
-                    size += len(chunk)
-                    if size > cap:
-                        body = b"".join(chunks)[:cap]
-                        return Reply(response.status_code, body, truncated=True)
+                    body.write(chunk)
+                    if body.tell() > cap:
+                        return Reply(response.status_code, body.getvalue()[:cap], truncated=True)
                     if deadline is not None and time.monotonic() >= deadline:
                         return _OUT_OF_TIME
-                return Reply(response.status_code, b"".join(chunks))
+                return Reply(response.status_code, body.getvalue())
         except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
             if deadline is not None and time.monotonic() >= deadline:
                 return _OUT_OF_TIME

@@ -299,11 +299,10 @@ class SqlConfigRepository:
                         sets_lifetime=sets_lifetime,
                     )
                     matched += _execute_many(conn, stmt, rows)
-        expected = {read.config_id: after for read, after in writes}
-        if matched == len(expected):
-            return set(expected)
+        if matched == len(writes):
+            return {read.config_id for read, _ in writes}
         # Some rows changed under us: find out which writes landed.
-        return self._landed(expected)
+        return self._landed({read.config_id: after for read, after in writes})
 
     def _guarded_update(
         self, *, base_is_object: bool, sets_settled: bool, sets_lifetime: bool
