@@ -182,8 +182,9 @@ class SyncAllUsage:
     ) -> Counter[int]:
         """Apply one panel's readings through the ledger; the bytes added, by reseller.
 
-        A panel may have a quarter of a million configs: they are applied, logged
-        and written a batch at a time, so that no more than a batch's writes and
+        A panel may have a quarter of a million configs: they are applied and
+        logged a batch at a time, and written once a batch's worth of writes is
+        pending, so that no more than about two batches' writes and one batch's
         log lines are held at once.
         """
         missing = _PANEL_FAILED if results is None else _NO_RESULT
@@ -193,10 +194,15 @@ class SyncAllUsage:
         outcomes: Counter[tuple[str, str]] = Counter()
         added: Counter[int] = Counter()
         targets = job.targets
+        writes: list[_Write] = []
         for start in range(0, len(targets), WRITE_BATCH):
             batch = targets[start : start + WRITE_BATCH]
-            writes = _advance(batch, found, missing, failed, outcomes)
-            added.update(self._write(writes, summary, panel.id))
+            writes += _advance(batch, found, missing, failed, outcomes)
+            # Written once a batch's worth is pending: few rows change in most runs.
+            if len(writes) >= WRITE_BATCH:
+                added.update(self._write(writes, summary, panel.id))
+                writes = []
+        added.update(self._write(writes, summary, panel.id))
         for (type_name, outcome), n in outcomes.items():
             summary.count(type_name, outcome, n)
         summary.panel_read(
