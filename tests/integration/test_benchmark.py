@@ -87,3 +87,17 @@ def test_the_parts_benchmark_times_every_part(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "every row written (SyncAllUsage._apply)" in done.stdout
     assert "per-config lines at INFO" in done.stdout
+
+
+def test_the_listing_decode_benchmark_decodes_both_ways(tmp_path: Path) -> None:
+    """`bench/listing_decode_bench.py` runs small and prints both decodes' CPU and memory."""
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARK.with_name("listing_decode_bench.py")), "--clients", "500"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "json.loads" in done.stdout
+    assert "read as decoded" in done.stdout
