@@ -137,7 +137,8 @@ class _Text:
                 if not self.more(_GROWTH * (len(self.buf) - self.pos)):
                     raise self.error("Expecting value") from None
                 continue
-            if end > len(self.buf) - _MARGIN and self.more(len(self.buf) - self.pos):
+            # One more window settles it: growing here could decode the rest of the body.
+            if end > len(self.buf) - _MARGIN and self.more():
                 continue
             self.pos = end
             return value
