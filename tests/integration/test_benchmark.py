@@ -12,16 +12,21 @@ BENCHMARK = Path(__file__).resolve().parents[2] / "bench" / "sync_bench.py"
 CONFIGS = 2000
 
 
-def run_benchmark(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """`bench/sync_bench.py --configs 2000 ARGS`, its files under `tmp_path`."""
+def run_script(tmp_path: Path, name: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`bench/NAME ARGS`, its files under `tmp_path`."""
     return subprocess.run(
-        [sys.executable, str(BENCHMARK), "--configs", str(CONFIGS), *args],
+        [sys.executable, str(BENCHMARK.with_name(name)), *args],
         env={**os.environ, "TMPDIR": str(tmp_path)},
         capture_output=True,
         text=True,
         timeout=240,
         check=False,
     )
+
+
+def run_benchmark(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`bench/sync_bench.py --configs 2000 ARGS`, its files under `tmp_path`."""
+    return run_script(tmp_path, BENCHMARK.name, "--configs", str(CONFIGS), *args)
 
 
 def test_a_small_run_verifies_every_row(tmp_path: Path) -> None:
@@ -76,14 +81,7 @@ def test_a_corrupted_row_fails_the_run(tmp_path: Path, corruption: str, named: s
 
 def test_the_parts_benchmark_times_every_part(tmp_path: Path) -> None:
     """`bench/parts_bench.py` runs small and times each part, the writes of every row included."""
-    done = subprocess.run(
-        [sys.executable, str(BENCHMARK.with_name("parts_bench.py")), "--configs", "500"],
-        env={**os.environ, "TMPDIR": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_script(tmp_path, "parts_bench.py", "--configs", "500")
     assert done.returncode == 0, done.stderr
     assert "every row written (SyncAllUsage._apply)" in done.stdout
     assert "per-config lines at INFO" in done.stdout
@@ -91,13 +89,7 @@ def test_the_parts_benchmark_times_every_part(tmp_path: Path) -> None:
 
 def test_the_listing_decode_benchmark_decodes_both_ways(tmp_path: Path) -> None:
     """`bench/listing_decode_bench.py` runs small and prints both decodes' CPU and memory."""
-    done = subprocess.run(
-        [sys.executable, str(BENCHMARK.with_name("listing_decode_bench.py")), "--clients", "500"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_script(tmp_path, "listing_decode_bench.py", "--clients", "500")
     assert done.returncode == 0, done.stderr
     assert "json.loads" in done.stdout
     assert "read as decoded" in done.stdout
