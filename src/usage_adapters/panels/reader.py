@@ -236,39 +236,38 @@ def matching_items(
     items: Iterable[object], wanted: Set[str], listing: Listing
 ) -> Iterator[tuple[str, UsageResult]]:
     """Each listed item whose name is a wanted user, with its reading."""
-    key = listing.item_key
+    read = _listed_reader(wanted, listing)
     for item in items:
-        if type(item) is tuple:
-            # Read as the reply was decoded (`listed_elements`): JSON decodes to no tuple.
-            yield item
-        elif isinstance(item, dict):
-            name = item.get(key)
-            if isinstance(name, str) and name in wanted:
-                yield name, listing.read_item(item)
+        # A tuple was read as the reply was decoded (`listed_elements`): JSON makes none.
+        found = item if type(item) is tuple else read(item)
+        if found is not _NOT_WANTED:
+            yield found  # type: ignore[misc]
 
 
 # A `WholeListing` reply this large is read as it is decoded: 121 MB at 250,000 users of
 # 3x-ui, several times that once decoded whole.
 READ_AS_DECODED_BYTES = 16 << 20
-# Any other element of a `WholeListing`'s arrays: counted as listed, nothing kept.
+# A listed item that is not a wanted user: counted as listed, nothing kept.
 _NOT_WANTED = object()
 
 
 def listed_elements(wanted: Set[str], listing: WholeListing) -> Elements:
-    """How a `WholeListing` reply is decoded: each element read as `matching_items` reads it.
+    """How a `WholeListing` reply is decoded: each element read as `matching_items` reads it."""
+    return listing.user_arrays, _listed_reader(wanted, listing)
 
-    A wanted user becomes its (name, reading) pair, anything else one shared marker.
-    """
+
+def _listed_reader(wanted: Set[str], listing: Listing) -> Callable[[object], object]:
+    """A listed item's (name, reading) when it is a wanted user; else `_NOT_WANTED`."""
     key, read = listing.item_key, listing.read_item
 
-    def element(item: object) -> object:
+    def listed(item: object) -> object:
         if isinstance(item, dict):
             name = item.get(key)
             if isinstance(name, str) and name in wanted:
                 return name, read(item)
         return _NOT_WANTED
 
-    return listing.user_arrays, element
+    return listed
 
 
 class PanelReader:
