@@ -387,9 +387,7 @@ def _advance(
             and last_counter == item.last_counter
             and last_lifetime == item.last_lifetime
         )
-        if not may_reset and kept_drop(
-            item.usage_bytes, item.last_counter, counter, may_reset=False
-        ):
+        if kept_drop(item.usage_bytes, item.last_counter, counter, may_reset=may_reset):
             log_kept_usage(item.id, advance(item.state, counter, may_reset=False))
         if same and not item.stale:
             outcomes[(target.type_name, "unchanged")] += 1
