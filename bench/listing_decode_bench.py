@@ -2,7 +2,7 @@
 
 3x-ui answers with every client twice in one reply: in the inbound's `settings` (a JSON string
 of every client) and in its `clientStats`. `json.loads` builds all of it; reading as decoded
-(`usage_adapters.panels.json_stream`, used from 16 MiB up) keeps only what each client's
+(`usage_adapters.panels.json_stream`, used from 1 MiB up) keeps only what each client's
 record is read into. Run from the project root: `python bench/listing_decode_bench.py
 --clients 250000`. See docs/performance.md.
 """

@@ -32,6 +32,8 @@ from typing import Any
 
 from redis import Redis
 from rq import Queue, Worker
+from rq.job import Job
+from rq.registry import FinishedJobRegistry
 from sqlalchemy import create_engine, event, insert, select, text, update
 from sqlalchemy.engine import URL, Engine, make_url
 
@@ -572,6 +574,7 @@ def run_workers(env: dict[str, str], workers: int) -> dict[str, Any]:
     wall = time.perf_counter() - started
     summary = json.loads(redis.get(f"usage-sync:{env['USAGE_SYNC_QUEUE']}:last-run") or "{}")
     return {
+        "jobs": fan_out_jobs(Queue(env["USAGE_SYNC_QUEUE"], connection=redis)),
         "wall_s": wall,
         # The tick, the workers and their work horses, start-ups included.
         "cpu_s": _children_cpu_s() - cpu,
@@ -691,6 +694,8 @@ def measure_run(
         run["remote_writes_per_panel"] = {
             kind: int(s["counts"].get("writes", 0)) for kind, s in stats["panels"].items()
         }
+    if "jobs" in ours:
+        run["fan_out"] = ours["jobs"]
     if "profile_top" in ours:
         run["profile_top"] = ours["profile_top"]
     if args.repeat > 1:
@@ -948,6 +953,35 @@ def _requests_line(requests: dict[str, dict[str, int]]) -> str:
     )
 
 
+def fan_out_jobs(queue: Queue) -> dict[str, Any]:
+    """Each finished job of a fan-out: its wall and CPU seconds, as the job measured them.
+
+    With its panels' jobs spread over machines, a run takes the dispatch, the
+    slowest machine's panel jobs and the totals job: `two_machines_s` is that
+    wall time with the panel jobs split between two machines, longest first.
+    """
+    jobs: dict[str, dict[str, float]] = {}
+    registry = FinishedJobRegistry(queue=queue)
+    for job in Job.fetch_many(registry.get_job_ids(), connection=queue.connection):
+        result = job.return_value() if job is not None else None
+        if job is None or not isinstance(result, dict) or "job_cpu_s" not in result:
+            continue
+        if "panel_id" in result:
+            name = f"panel {result['panel_id']}"
+        else:
+            name = "dispatch" if "fanned_out_panels" in result else "totals"
+        if job.ended_at is None or job.started_at is None:
+            continue
+        wall = (job.ended_at - job.started_at).total_seconds()
+        jobs[name] = {"wall_s": round(wall, 3), "cpu_s": result["job_cpu_s"]}
+    machines = [0.0, 0.0]
+    panels = sorted((j["wall_s"] for n, j in jobs.items() if n.startswith("panel")), reverse=True)
+    for wall in panels:
+        machines[machines.index(min(machines))] += wall
+    around = sum(jobs.get(name, {}).get("wall_s", 0.0) for name in ("dispatch", "totals"))
+    return {"per_job": jobs, "two_machines_s": round(around + max(machines), 3)}
+
+
 def print_report(report: dict[str, Any]) -> None:
     """The figures as a few readable lines."""
     print(
@@ -997,6 +1031,13 @@ def print_report(report: dict[str, Any]) -> None:
             f"    floor CPU-s by step: {steps}; {floor['writes']} of {floor['rows']} rows written; "
             f"emulators {run['floor_emulators']['cpu_s']:.2f} CPU-s serving it"
         )
+        if "fan_out" in run:
+            jobs = run["fan_out"]["per_job"]
+            print(
+                "    fan-out jobs (wall s / CPU-s): "
+                + ", ".join(f"{n} {j['wall_s']:.2f}/{j['cpu_s']:.2f}" for n, j in jobs.items())
+                + f"; panel jobs split over two machines: {run['fan_out']['two_machines_s']:.2f} s"
+            )
         for problem in run["verified"]["wrong"]:
             print(f"    wrong: {problem}")
         if "enforce_s" in ours:

@@ -97,16 +97,22 @@ class InMemoryConfigs:
             written.add(snapshot.config_id)
         return written
 
-    def synced_items(self, only: ConfigFilter | None = None) -> list[SyncItem]:
+    def _synced(self) -> list[ResellerConfig]:
         synced = self.synced_resellers
         ids = None if synced is None else set(synced.active_traffic)
+        configs = sorted(self.rows.values(), key=lambda c: c.id)
+        return [c for c in configs if ids is None or c.reseller_id in ids]
+
+    def synced_items(self, only: ConfigFilter | None = None) -> list[SyncItem]:
         items = []
-        for config in sorted(self.rows.values(), key=lambda c: c.id):
-            selected = only is None or only.matches(config)
-            if (ids is None or config.reseller_id in ids) and selected:
+        for config in self._synced():
+            if only is None or only.matches(config):
                 snapshot = LedgerSnapshot(config.id, config.ledger, self.versions[config.id])
                 items.append(SyncItem.of(config, snapshot))
         return items
+
+    def active_panel_keys(self) -> set[tuple[int | None, str]]:
+        return {(c.panel_id, c.panel_type) for c in self._synced() if c.status == "active"}
 
     def ledgers_of(self, reseller_id: int) -> list[LedgerState]:
         return [c.ledger for c in self.rows.values() if c.reseller_id == reseller_id]

@@ -328,13 +328,23 @@ class SyncWork:
 
 @attrs.frozen
 class ConfigFilter:
-    """Configs with one of `panel_ids`, or with no panel_id and one of `panel_types`."""
+    """Configs with one of `panel_ids`, or with no panel_id and one of `panel_types`.
+
+    With `outside`, every other config instead: those no job of a fan-out read.
+    """
 
     panel_ids: frozenset[int]
     unassigned_types: frozenset[str] = frozenset()
+    outside: bool = False
 
     def matches(self, config: ResellerConfig) -> bool:
         """True for a config this filter selects."""
         if config.panel_id is not None:
-            return config.panel_id in self.panel_ids
-        return config.panel_type in self.unassigned_types
+            inside = config.panel_id in self.panel_ids
+        else:
+            inside = config.panel_type in self.unassigned_types
+        return inside is not self.outside
+
+    def complement(self) -> ConfigFilter:
+        """The filter of every config this one does not select."""
+        return attrs.evolve(self, outside=not self.outside)

@@ -112,6 +112,13 @@ class ConfigRepository(Protocol):
         """
         ...
 
+    def active_panel_keys(self) -> set[tuple[int | None, str]]:
+        """The distinct `(panel_id, panel_type)` of the synced resellers' active configs.
+
+        What a fan-out needs to know which panels have work, without reading the rows.
+        """
+        ...
+
     def ledgers_of(self, reseller_id: int) -> list[LedgerState]:
         """The ledgers of all the reseller's configs, any status."""
         ...

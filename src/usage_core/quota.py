@@ -9,7 +9,7 @@ from fractions import Fraction
 
 from usage_core.ledger import LedgerState
 from usage_core.log import ctx
-from usage_core.model import SyncWork
+from usage_core.model import ResellerUsage, SyncItem
 from usage_core.readings import MAX_BYTES
 
 logger = logging.getLogger(__name__)
@@ -38,20 +38,23 @@ def _clamped(total: int, forgiven_bytes: int) -> int:
     return min(MAX_BYTES, max(0, total - forgiven_bytes))
 
 
-def changed_totals(work: SyncWork, added: Mapping[int, int]) -> dict[int, int]:
-    """Each synced reseller's new total where it differs from the stored one.
+def reseller_sums(items: Iterable[SyncItem], added: Mapping[int, int]) -> dict[int, int]:
+    """Usage plus settled bytes of `items`, by reseller, plus what this run's writes `added`.
 
-    The totals are those of the ledgers read with `work`, plus what this run's
-    writes added to each reseller's configs (`added`, bytes by reseller id; a
-    write that landed on a row changed since it was read adds the difference
-    from the row as read).
+    `added` is bytes by reseller id; a write that landed on a row changed since
+    it was read adds the difference from the row as read.
     """
     # Summed as plain numbers: a full sync does this for every config.
     sums: dict[int, int] = defaultdict(int, added)
-    for item in work.items:
+    for item in items:
         sums[item.reseller_id] += item.usage_bytes + item.settled_bytes
+    return sums
+
+
+def changed_totals(resellers: Iterable[ResellerUsage], sums: Mapping[int, int]) -> dict[int, int]:
+    """Each reseller's new total from its configs' `sums`, where it differs from the stored one."""
     changed: dict[int, int] = {}
-    for reseller in work.resellers:
+    for reseller in resellers:
         total = _clamped(sums.get(reseller.id, 0), reseller.forgiven_bytes)
         if total == MAX_BYTES:
             logger.warning(

@@ -26,7 +26,7 @@ from usage_core.errors import LockHeldError, UsageSyncError
 from usage_core.log import ctx
 from usage_core.ports import Lock, RunHistory, RunStatsStore
 from usage_core.run_stats import RunStats, after_failure, after_run
-from usage_core.summary import merge_summaries
+from usage_core.summary import merge_summaries, part_sums
 from usage_core.sync_all import Progress, SyncAllUsage
 
 logger = logging.getLogger(__name__)
@@ -112,8 +112,8 @@ class SyncRun:
         """The final job of a fan-out: reseller totals, one summary from every part."""
 
         def finish() -> Summary:
-            summary = merge_summaries(parts, self.sync.refresh_totals().as_dict())
-            return self._enforced(summary)
+            totals = self.sync.totals_of_parts(*part_sums(parts))
+            return self._enforced(merge_summaries(parts, totals.as_dict()))
 
         return self._locked(token, finish, last_try=last_try)
 

@@ -104,7 +104,11 @@ class SyncSummary:
 
 
 def _int(value: object) -> int:
-    return int(str(value or 0))
+    # A part that is not a count (a job that did not run) adds nothing.
+    try:
+        return int(str(value or 0))
+    except ValueError:
+        return 0
 
 
 def add_per_panel_type(totals: dict[str, dict[str, int]], per_type: object) -> None:
@@ -116,6 +120,32 @@ def add_per_panel_type(totals: dict[str, dict[str, int]], per_type: object) -> N
         if isinstance(outcomes, Mapping):
             for outcome, n in outcomes.items():
                 target[str(outcome)] = target.get(str(outcome), 0) + _int(n)
+
+
+# A fan-out panel job's usage plus settled bytes by reseller, beside its summary.
+PART_SUMS_KEY = "reseller_sums"
+
+
+def part_sums(parts: Sequence[Mapping[str, object]]) -> tuple[dict[int, int], frozenset[int]]:
+    """The reseller sums of a fan-out's panel jobs, and the panels whose jobs gave them.
+
+    A part without usable sums (a skipped job) covers no panel: the totals job
+    reads that panel's configs itself.
+    """
+    sums: dict[int, int] = defaultdict(int)
+    covered: set[int] = set()
+    for part in parts:
+        panel_id, given = part.get("panel_id"), part.get(PART_SUMS_KEY)
+        if type(panel_id) is not int or not isinstance(given, Mapping):
+            continue
+        try:
+            parsed = [(int(reseller_id), int(total)) for reseller_id, total in given.items()]
+        except (TypeError, ValueError):
+            continue
+        covered.add(panel_id)
+        for reseller_id, total in parsed:
+            sums[reseller_id] += total
+    return dict(sums), frozenset(covered)
 
 
 def merge_summaries(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 
 import attrs
@@ -28,7 +28,7 @@ from usage_core.ledger import (
     kept_drop,
 )
 from usage_core.log import NOTICE, Line, ctx
-from usage_core.model import PanelType, SyncItem, SyncWork
+from usage_core.model import PanelType, ResellerUsage, SyncItem, SyncWork
 from usage_core.plan import PanelJob, Target, Unread, UnreadConfig, plan_sync
 from usage_core.ports import (
     Clock,
@@ -38,7 +38,7 @@ from usage_core.ports import (
     PanelRepository,
     ResellerRepository,
 )
-from usage_core.quota import changed_totals
+from usage_core.quota import changed_totals, reseller_sums
 from usage_core.readings import CounterReading, HardFailure, UsageResult
 from usage_core.recording import (
     log_fetch_result,
@@ -48,7 +48,7 @@ from usage_core.recording import (
     record_counter,
 )
 from usage_core.summary import FailedConfig, SyncSummary
-from usage_core.targets import PanelDirectory
+from usage_core.targets import PanelDirectory, panel_for
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +58,19 @@ WRITE_BATCH = 5000
 # Shared rather than built for every config that has no other result.
 _PANEL_FAILED = HardFailure("the panel failed")
 _NO_RESULT = HardFailure("no result for this user")
+
+
+@attrs.frozen
+class SyncPart:
+    """What one job of a fan-out did, and the sums its reseller totals need.
+
+    Attributes:
+        reseller_sums: Usage plus settled bytes of every config the job read
+            (any status), by reseller id, after its writes.
+    """
+
+    summary: SyncSummary
+    reseller_sums: dict[int, int]
 
 
 @attrs.define
@@ -74,17 +87,51 @@ class SyncAllUsage:
     abort_on: tuple[type[BaseException], ...] = ()
     max_parallel_panels: int = 8
 
-    def __call__(
-        self,
-        progress: Progress | None = None,
-        *,
-        panel_ids: frozenset[int] | None = None,
-        update_totals: bool = True,
-    ) -> SyncSummary:
-        """Run one full sync; `progress(summary)` is called as each panel's configs finish.
+    def __call__(self, progress: Progress | None = None) -> SyncSummary:
+        """Run one full sync; `progress(summary)` is called as each panel's configs finish."""
+        summary, work, added = self._sync(progress)
+        self._update_totals(work.resellers, reseller_sums(work.items, added), summary)
+        return self._finished(summary)
 
-        With `panel_ids`, only those panels' configs are synced (one job of a
-        fan-out); `update_totals=False` leaves reseller totals to a final job.
+    def sync_part(self, panel_ids: frozenset[int]) -> SyncPart:
+        """One job of a fan-out: those panels' configs, and their sums for the totals.
+
+        The totals themselves are left to the fan-out's final job (`totals_of_parts`).
+        """
+        summary, work, added = self._sync(None, panel_ids)
+        return SyncPart(self._finished(summary), reseller_sums(work.items, added))
+
+    def panels_with_work(self) -> list[int]:
+        """The ids of the panels that active configs resolve to, for a fan-out.
+
+        Asked of the store as distinct panel keys: no config row is read here.
+        """
+        directory = PanelDirectory(self.panels.all())
+        panels = (panel_for(*key, directory) for key in self.configs.active_panel_keys())
+        return sorted({panel.id for panel in panels if panel is not None})
+
+    def totals_of_parts(self, sums: Mapping[int, int], covered: frozenset[int]) -> SyncSummary:
+        """A fan-out's reseller totals: its panel jobs' `sums`, plus the configs no job read.
+
+        `covered` names the panels whose jobs' sums are in `sums`; only the other
+        configs are read here, so that the run reads each row once. With nothing
+        covered, every total is recomputed from the database.
+        """
+        summary = SyncSummary(started_at=self.clock.now())
+        resellers = self.resellers.synced()
+        summary.resellers = len(resellers)
+        rest = PanelDirectory(self.panels.all()).owned_by(covered).complement() if covered else None
+        items = self.configs.synced_items(rest)
+        self._update_totals(resellers, reseller_sums(items, sums), summary)
+        summary.finished_at = self.clock.now()
+        return summary
+
+    def _sync(
+        self, progress: Progress | None, panel_ids: frozenset[int] | None = None
+    ) -> tuple[SyncSummary, SyncWork, Counter[int]]:
+        """Read, fetch, apply and write; the summary, the work read and the bytes added.
+
+        With `panel_ids`, only the configs that those panels own.
         """
         summary = SyncSummary(started_at=self.clock.now())
         logger.log(NOTICE, "Starting reseller usage sync")
@@ -112,8 +159,9 @@ class SyncAllUsage:
             added.update(self._apply(job, results, summary))
             if progress is not None:
                 progress(summary)
-        if update_totals:
-            self._update_totals(work, added, summary)
+        return summary, work, added
+
+    def _finished(self, summary: SyncSummary) -> SyncSummary:
         summary.finished_at = self.clock.now()
         logger.info("Reseller usage sync summary", extra=ctx(**summary.as_dict()))
         logger.log(
@@ -121,21 +169,6 @@ class SyncAllUsage:
             "Reseller usage sync completed",
             extra=ctx(eylandoo_configs_processed=summary.eylandoo_configs_processed),
         )
-        return summary
-
-    def panels_with_work(self) -> list[int]:
-        """The ids of the panels that have configs to sync, for a fan-out."""
-        work = SyncWork(self.resellers.synced(), self.configs.synced_items())
-        plan = plan_sync(work, PanelDirectory(self.panels.all()))
-        return sorted(job.panel.id for job in plan.jobs)
-
-    def refresh_totals(self) -> SyncSummary:
-        """Recompute every synced reseller's total from the database."""
-        summary = SyncSummary(started_at=self.clock.now())
-        work = SyncWork(self.resellers.synced(), self.configs.synced_items())
-        summary.resellers = len(work.resellers)
-        self._update_totals(work, Counter(), summary)
-        summary.finished_at = self.clock.now()
         return summary
 
     # -- fetching -----------------------------------------------------------------
@@ -310,11 +343,13 @@ class SyncAllUsage:
 
     # -- totals -------------------------------------------------------------------
 
-    def _update_totals(self, work: SyncWork, added: Counter[int], summary: SyncSummary) -> None:
-        changed = changed_totals(work, added)
+    def _update_totals(
+        self, resellers: list[ResellerUsage], sums: Mapping[int, int], summary: SyncSummary
+    ) -> None:
+        changed = changed_totals(resellers, sums)
         if not changed:
             return
-        used = {reseller.id: reseller.used_bytes for reseller in work.resellers}
+        used = {reseller.id: reseller.used_bytes for reseller in resellers}
         for reseller_id, total in changed.items():
             logger.info(
                 "Reseller %s usage updated",

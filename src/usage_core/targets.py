@@ -32,18 +32,24 @@ def resolve_panel(config: ResellerConfig | SyncItem, panels: PanelLookup) -> Pan
     A `panel_id` that names a missing row is a failure, not a reason to fall
     back: usage must never be read from an unrelated panel.
     """
+    panel = panel_for(config.panel_id, config.panel_type, panels)
     if config.panel_id is not None:
-        panel = panels.get(config.panel_id)
         if panel is None:
             return PanelResolution(None, f"panel {config.panel_id} not found")
         return PanelResolution(panel)
-    panel = panels.first_of_type(config.panel_type)
     if panel is None:
         return PanelResolution(
             None,
             f"No panel found for config {config.id} (panel_id: null, type: {config.panel_type})",
         )
     return PanelResolution(panel, by_type=True)
+
+
+def panel_for(panel_id: int | None, panel_type: str, panels: PanelLookup) -> Panel | None:
+    """The panel of a config with this `panel_id` and `panel_type` columns, or None."""
+    if panel_id is not None:
+        return panels.get(panel_id)
+    return panels.first_of_type(panel_type)
 
 
 class PanelDirectory:

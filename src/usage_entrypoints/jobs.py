@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from usage_core.dispatch import JOB_NAME, JOB_TIMEOUT_SECONDS
+from usage_core.summary import PART_SUMS_KEY
 from usage_entrypoints.collector import rare_collections
 from usage_entrypoints.container import Container, build_container
 from usage_entrypoints.job_names import FINISH_SYNC_JOB, SYNC_JOB, SYNC_PANEL_JOB, TICK_JOB
@@ -61,36 +63,51 @@ def sync_job(lock_token: str) -> dict[str, object]:
             return run.dispatched(lock_token, last_try=last_try)
 
         def fan_out() -> dict[str, object]:
+            began = time.process_time()
             panel_ids = container.sync_all().panels_with_work()
             job_ids = container.fan_out().enqueue(panel_ids, lock_token)
             logger.info("%s fanned out to %s panel jobs", JOB_NAME, len(panel_ids))
-            return {"fanned_out_panels": panel_ids, "jobs": job_ids}
+            return _with_cpu({"fanned_out_panels": panel_ids, "jobs": job_ids}, began)
 
         return run.hand_over(lock_token, fan_out, last_try=last_try)
 
 
 def sync_panel_job(panel_id: int) -> dict[str, object]:
     """RQ job of a fan-out: one panel's configs, unique per panel; no totals."""
+    began = time.process_time()
     with job_container() as container:
         lock = container.panel_lock(panel_id=panel_id)
         token = lock.acquire(JOB_TIMEOUT_SECONDS)
         if token is None:
             logger.info("Panel %s is still being synced by another job; skipping it", panel_id)
-            return {"panel_id": panel_id, "skipped": "the panel's lock is held"}
+            # Not "skipped": that key counts skipped configs when the parts are merged.
+            return {"panel_id": panel_id, "not_run": "the panel's lock is held"}
         try:
-            summary = container.sync_all()(panel_ids=frozenset({panel_id}), update_totals=False)
+            part = container.sync_all().sync_part(frozenset({panel_id}))
         finally:
             lock.release(token)
-        return {"panel_id": panel_id, **summary.as_dict()}
+        # The sums go to the totals job, which then reads none of this panel's rows again.
+        result = {"panel_id": panel_id, **part.summary.as_dict(), PART_SUMS_KEY: part.reseller_sums}
+        return _with_cpu(result, began)
 
 
 def finish_sync_job(lock_token: str) -> dict[str, object]:
     """RQ job of a fan-out: the reseller totals once every panel job has ended."""
     from rq import get_current_job  # noqa: PLC0415
 
+    began = time.process_time()
     job = get_current_job()
     parts = [] if job is None else [dep.return_value() for dep in job.fetch_dependencies()]
     with job_container() as container:
-        return container.sync_run().finish_fan_out(
+        summary = container.sync_run().finish_fan_out(
             lock_token, [p for p in parts if isinstance(p, dict)], last_try=_last_try()
         )
+    return _with_cpu(summary, began)
+
+
+def _with_cpu(result: dict[str, object], began: float) -> dict[str, object]:
+    """`result` with the CPU seconds its job's process spent since `began`.
+
+    A fan-out's jobs run on any worker: this is what each of them cost, to compare.
+    """
+    return {**result, "job_cpu_s": round(time.process_time() - began, 3)}

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from redis_support import claimed_redis_db
 
 BENCHMARK = Path(__file__).resolve().parents[2] / "bench" / "sync_bench.py"
 CONFIGS = 2000
@@ -93,3 +94,30 @@ def test_the_listing_decode_benchmark_decodes_both_ways(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "json.loads" in done.stdout
     assert "read as decoded" in done.stdout
+
+
+def test_a_fanned_out_run_times_each_of_its_jobs(tmp_path: Path) -> None:
+    """Drained by two workers, the run verifies and reports each job's wall and CPU seconds."""
+    with claimed_redis_db() as redis:
+        done = run_benchmark(
+            tmp_path,
+            "--json",
+            "--workers",
+            "2",
+            "--runs",
+            "first",
+            "--repeat",
+            "1",
+            "--redis-url",
+            redis.url,
+        )
+
+    assert done.returncode == 0, done.stderr
+    run = json.loads(done.stdout)["runs"]["first"]
+    assert run["verified"]["ok"] is True
+    jobs = run["fan_out"]["per_job"]
+    assert sorted(jobs) == ["dispatch", "panel 1", "panel 2", "panel 3", "panel 4", "totals"]
+    assert all(job["wall_s"] > 0 and job["cpu_s"] >= 0 for job in jobs.values())
+    assert all(job["cpu_s"] > 0 for name, job in jobs.items() if name.startswith("panel"))
+    slowest = max(job["wall_s"] for name, job in jobs.items() if name.startswith("panel"))
+    assert run["fan_out"]["two_machines_s"] >= slowest

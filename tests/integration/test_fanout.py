@@ -24,7 +24,9 @@ from redis_support import (
 )
 from rq import Queue, SimpleWorker
 
+from usage_adapters.sql.configs import SqlConfigRepository
 from usage_adapters.sql.meta import LAST_COUNTER_KEY
+from usage_core.model import ConfigFilter, SyncItem
 from usage_sandbox.emulator import PanelEmulator
 
 MIB = 1024**2
@@ -158,3 +160,26 @@ class TestFanOut:
         assert history["panels"] == 4
         assert history["configs"] == 120
         assert history["resets"] == 4
+
+    def test_a_fanned_out_run_reads_each_config_row_once(
+        self, template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Dispatch reads no config row, each panel job its own, the totals job none again."""
+        read: list[int] = []
+        synced_items = SqlConfigRepository.synced_items
+
+        def counted(self: SqlConfigRepository, only: ConfigFilter | None = None) -> list[SyncItem]:
+            items = synced_items(self, only)
+            read.extend(item.id for item in items)
+            return items
+
+        monkeypatch.setattr(SqlConfigRepository, "synced_items", counted)
+        with claimed_redis_db() as redis:
+            env = prepared(template, tmp_path, "once", redis, fanout=True)
+            dispatch(env, 3)
+            run_in_process(env, redis, monkeypatch)
+            history = json.loads(redis.client.get(f"usage-sync:{QUEUE_NAME}:last-run") or "{}")
+        path = Path(env["USAGE_SYNC_DATABASE_URL"].removeprefix("sqlite:///"))
+        configs = database_state(path)["configs"]
+        assert sorted(read) == sorted(configs)
+        assert (history["panels"], history["configs"], history["resellers_updated"]) == (4, 120, 2)

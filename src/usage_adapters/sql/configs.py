@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from itertools import chain
 from operator import itemgetter
-from typing import Any, NamedTuple
+from typing import Any
 
 from sqlalchemy import Connection, Engine, Text, and_, bindparam, cast, or_, select, update
 
@@ -60,23 +60,19 @@ _CONFIG_COLUMNS = (
 )
 
 
-class MetaVersion(NamedTuple):
-    """The `meta` a ledger was read from, for the guarded write (with the usage read)."""
+def _meta_shape(config_id: int, meta_text: str | None) -> tuple[bool, bool]:
+    """Whether a write sets our keys in the stored document, and whether it has a lifetime.
 
-    meta_text: str | None
-    # False for NULL, `null` and PHP's `[]`: a write starts from an empty document.
-    meta_is_object: bool
-    # The stored lifetime key holds a value, which a write without one must clear.
-    has_lifetime: bool = False
-
-
-_NO_META = MetaVersion(None, False)
-
-
-def _version(meta_text: str | None, meta: Mapping[str, object]) -> MetaVersion:
-    if not meta:
-        return _NO_META if meta_text is None else MetaVersion(meta_text, False)
-    return MetaVersion(meta_text, True, meta.get(LAST_LIFETIME_KEY) is not None)
+    A write starts from an empty document over NULL, `null` and PHP's `[]`, and
+    stores JSON null over a stored lifetime when its reading has none. Both are
+    worked out from the text as read when the row is written, rather than kept
+    beside every row read: a full sync reads every row and writes few of them.
+    """
+    if meta_text is None or meta_text.lstrip()[:1] != "{":
+        return False, False
+    if LAST_LIFETIME_KEY not in meta_text:
+        return True, False
+    return True, parse_meta(config_id, meta_text).get(LAST_LIFETIME_KEY) is not None
 
 
 def _stored_ledger(
@@ -110,11 +106,11 @@ def _ledger_of(config_id: int, usage_bytes: int | None, meta: Mapping[str, objec
     return _stored_ledger(config_id, int(usage_bytes or 0), meta)[0]
 
 
-def _item(row: Any, names: dict[str, str]) -> SyncItem:
-    """A config row with its ledger and the version its guarded write needs.
+def _item(row: Any, shared: dict[Any, Any]) -> SyncItem:
+    """A config row with its ledger and the version its guarded write needs: its `meta` as read.
 
-    `names` holds one copy of each status and type string: a full sync keeps
-    every row, and these repeat on all of them.
+    `shared` holds one copy of each status and type string, reseller id and
+    limit: a full sync keeps every row, and these repeat across them.
     """
     # Unpacked once, in `_CONFIG_COLUMNS` order: a row's attributes cost far more to
     # read one by one, and a full sync does this for every row.
@@ -131,20 +127,21 @@ def _item(row: Any, names: dict[str, str]) -> SyncItem:
         meta_text,
     ) = row
     usage = int(usage_bytes or 0)
-    status = names.setdefault(status, status)
-    panel_type = names.setdefault(panel_type, panel_type)
+    limit = int(traffic_limit_bytes or 0)
+    status = shared.setdefault(status, status)
+    panel_type = shared.setdefault(panel_type, panel_type)
+    reseller_id = shared.setdefault(reseller_id, reseller_id)
+    limit = shared.setdefault(limit, limit)
     if external_username == panel_user_id:
         external_username = panel_user_id  # one string for the two, as they usually are
     problem = None
     try:
         meta = parse_meta(config_id, meta_text)
         settled, counter, lifetime, stale = _stored_fields(config_id, usage, meta)
-        version = _version(meta_text, meta)
     except StoreError as exc:
         # One malformed row must not hide the reseller's other configs.
         problem = str(exc)
         settled, counter, lifetime, stale = 0, None, None, False
-        version = MetaVersion(meta_text, False)
     return SyncItem(
         config_id,
         reseller_id,
@@ -153,14 +150,25 @@ def _item(row: Any, names: dict[str, str]) -> SyncItem:
         panel_id,
         panel_user_id,
         external_username,
-        int(traffic_limit_bytes or 0),
+        limit,
         usage,
         settled,
         counter,
         lifetime,
-        version,
+        meta_text,
         stale,
         problem,
+    )
+
+
+def _selected_by(only: ConfigFilter) -> Any:
+    """`only` as a condition; its complement spelled out, as NOT over a NULL is NULL."""
+    ids, types = sorted(only.panel_ids), sorted(only.unassigned_types)
+    if not only.outside:
+        return or_(_c.panel_id.in_(ids), and_(_c.panel_id.is_(None), _c.panel_type.in_(types)))
+    return or_(
+        and_(_c.panel_id.is_not(None), _c.panel_id.not_in(ids)),
+        and_(_c.panel_id.is_(None), _c.panel_type.not_in(types)),
     )
 
 
@@ -197,7 +205,7 @@ class SqlConfigRepository:
             return None
         meta = parse_meta(config_id, row.meta_text)
         state, stale = _stored_ledger(config_id, int(row.usage_bytes or 0), meta)
-        return LedgerSnapshot(config_id, state, _version(row.meta_text, meta), stale=stale)
+        return LedgerSnapshot(config_id, state, row.meta_text, stale=stale)
 
     @translated
     def synced_items(self, only: ConfigFilter | None = None) -> list[SyncItem]:
@@ -213,17 +221,30 @@ class SqlConfigRepository:
             .order_by(_c.id)
         )
         if only is not None:
-            query = query.where(
-                or_(
-                    _c.panel_id.in_(sorted(only.panel_ids)),
-                    and_(_c.panel_id.is_(None), _c.panel_type.in_(sorted(only.unassigned_types))),
-                )
-            )
-        names: dict[str, str] = {}
+            query = query.where(_selected_by(only))
+        shared: dict[Any, Any] = {}
         with self._engine.connect() as conn:
             rows = conn.execution_options(yield_per=5000).execute(query)
             # By partition: iterating a result row by row costs a fetch call a row.
-            return [_item(row, names) for part in rows.partitions() for row in part]
+            return [_item(row, shared) for part in rows.partitions() for row in part]
+
+    @translated
+    def active_panel_keys(self) -> set[tuple[int | None, str]]:
+        """The distinct `(panel_id, panel_type)` of the synced resellers' active configs."""
+        r = t.resellers.c
+        query = (
+            select(_c.panel_id, _c.panel_type)
+            .distinct()
+            .join(t.resellers, r.id == _c.reseller_id)
+            .where(
+                r.status == "active",
+                r.type == "traffic",
+                _c.deleted_at.is_(None),
+                _c.status == "active",
+            )
+        )
+        with self._engine.connect() as conn:
+            return {(panel_id, panel_type) for panel_id, panel_type in conn.execute(query)}
 
     @translated
     def ledgers_of(self, reseller_id: int) -> list[LedgerState]:
@@ -258,8 +279,8 @@ class SqlConfigRepository:
         # Rows of `_WRITE_FIELDS`, grouped by the statement they need.
         groups: dict[tuple[bool, bool, bool], list[tuple[Any, ...]]] = defaultdict(list)
         for read, after in writes:
-            version = read.version
-            if type(version) is not MetaVersion:
+            meta_text = read.version
+            if meta_text is not None and type(meta_text) is not str:
                 msg = "a ledger snapshot from another store"
                 raise TypeError(msg)
             config_id, usage, settled, lifetime = (
@@ -268,7 +289,7 @@ class SqlConfigRepository:
                 after.settled_bytes,
                 after.last_lifetime,
             )
-            meta_text, meta_is_object, has_lifetime = version
+            meta_is_object, has_lifetime = _meta_shape(config_id, meta_text)
             key = (
                 meta_is_object,
                 settled != read.settled_bytes,

@@ -153,7 +153,7 @@ class Decoding:
 
 @pytest.fixture(params=["whole", "as decoded"])
 def decoding(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Decoding:
-    """Whole listings decoded whole, or read as decoded whatever their size (as large ones are)."""
+    """Whole listings decoded whole, or read as decoded (as large ones are), whatever their size."""
     seen = Decoding(request.param == "as decoded")
 
     def decode(reply: Any, elements: Any = None) -> object:
@@ -162,8 +162,7 @@ def decoding(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
         return decode_json(reply, elements)
 
     monkeypatch.setattr(reader, "decode_json", decode)
-    if seen.as_decoded:
-        monkeypatch.setattr(reader, "READ_AS_DECODED_BYTES", 0)
+    monkeypatch.setattr(reader, "READ_AS_DECODED_BYTES", 0 if seen.as_decoded else 1 << 62)
     return seen
 
 

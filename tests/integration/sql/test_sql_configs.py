@@ -6,7 +6,7 @@ import json
 import threading
 
 import pytest
-from original_rows import fetch_row, insert_config, insert_reseller
+from original_rows import fetch_row, insert_config, insert_panel, insert_reseller
 from sqlalchemy import text
 
 from usage_adapters.sql.configs import SqlConfigRepository
@@ -14,6 +14,7 @@ from usage_adapters.sql.meta import COUNTED_KEY, LAST_COUNTER_KEY, LAST_LIFETIME
 from usage_adapters.sql.resellers import SqlResellerRepository
 from usage_core.errors import StoreError, SupersededReadingError
 from usage_core.ledger import LedgerState
+from usage_core.model import ConfigFilter
 from usage_core.recording import record_counter
 
 
@@ -225,6 +226,32 @@ class TestBulk:
         items = SqlConfigRepository(db.engine).synced_items()
         assert [(r.id, r.used_bytes, r.forgiven_bytes) for r in resellers] == [(keep, 5, 2)]
         assert [i.config.id for i in items] == [active, disabled]
+
+    def test_a_fan_out_reads_each_config_once(self, original_db) -> None:
+        """A job's filter and the filter of the rest select every config exactly once."""
+        db = original_db
+        reseller = insert_reseller(db.engine)
+        first = insert_panel(db.engine, panel_type="marzban")
+        second = insert_panel(db.engine, panel_type="xui")
+        ids = {
+            "on first": insert_config(db.engine, reseller_id=reseller, panel_id=first),
+            "marzban, no panel": insert_config(db.engine, reseller_id=reseller),
+            "xui, no panel": insert_config(db.engine, reseller_id=reseller, panel_type="xui"),
+            "on second, disabled": insert_config(
+                db.engine, reseller_id=reseller, panel_id=second, status="disabled"
+            ),
+        }
+        store = SqlConfigRepository(db.engine)
+        job = ConfigFilter(frozenset({first}), frozenset({"marzban"}))
+        for covered, rest in [
+            (job, ["xui, no panel", "on second, disabled"]),
+            (ConfigFilter(frozenset()), list(ids)),
+        ]:
+            selected = [i.id for i in store.synced_items(covered)]
+            others = [i.id for i in store.synced_items(covered.complement())]
+            assert others == sorted(ids[name] for name in rest)
+            assert sorted(selected + others) == sorted(ids.values())
+        assert store.active_panel_keys() == {(first, "marzban"), (None, "marzban"), (None, "xui")}
 
     def test_batch_write_skips_rows_changed_underneath(self, original_db) -> None:
         """Rows still as read are written in one batch; a row the app changed is not."""

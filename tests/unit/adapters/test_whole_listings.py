@@ -13,7 +13,7 @@ from usage_adapters.panels.reader import listed_elements, matching_items
 from usage_adapters.panels.xui import XuiListing
 
 NAMES = st.sampled_from(["u1", "u2", "u3", "u4", "stranger"])
-WANTED = frozenset({"u1", "u2", "u3", "u4"})
+WANTED = {name: name for name in ("u1", "u2", "u3", "u4")}
 COUNTER = st.integers(min_value=-5, max_value=2**64) | st.none() | st.just("12")
 
 

@@ -18,6 +18,7 @@ from usage_core.errors import DatabaseUnavailableError, LockHeldError
 from usage_core.model import ConfigFilter, SyncItem
 from usage_core.run import SyncRun
 from usage_core.run_stats import RunStats
+from usage_core.summary import PART_SUMS_KEY, part_sums
 from usage_core.sync_all import SyncAllUsage
 
 
@@ -237,6 +238,38 @@ class TestSyncRun:
         assert summary["panels"] == 2
         assert history.summaries == [summary]
         assert lock.remaining_seconds() is None
+
+    def test_finish_fan_out_totals_from_the_panel_jobs_sums(self) -> None:
+        """The sums of the jobs that gave them are used; a skipped job's panel is read again."""
+        run, lock, _ = sync_run(Seconds())
+        resellers = run.sync.resellers
+        assert isinstance(resellers, InMemoryResellers)
+        token = lock.acquire(300)
+        assert token
+        parts = [
+            {"panel_id": 1, "configs": 1, PART_SUMS_KEY: {1: 700}},
+            {"panel_id": 2, "configs": 1, PART_SUMS_KEY: {1: 42}},
+            {"panel_id": 3, "not_run": "the panel's lock is held"},
+        ]
+        summary = run.finish_fan_out(token, parts, last_try=True)
+        assert resellers.used[1] == 742
+        assert summary["resellers_updated"] == 1
+        assert PART_SUMS_KEY not in summary
+
+
+class TestPartSums:
+    """`part_sums` adds up the panel jobs' sums and names the panels they cover."""
+
+    def test_sums_are_added_and_unusable_parts_cover_nothing(self) -> None:
+        """Two jobs' sums are added; a skipped job and a malformed part cover no panel."""
+        parts: list[dict[str, object]] = [
+            {"panel_id": 1, PART_SUMS_KEY: {1: 5, 2: 1}},
+            {"panel_id": 2, PART_SUMS_KEY: {1: 3}},
+            {"panel_id": 3, "not_run": "the panel's lock is held"},
+            {"panel_id": 4, PART_SUMS_KEY: {1: "lots"}},
+            {"panel_id": "5", PART_SUMS_KEY: {1: 9}},
+        ]
+        assert part_sums(parts) == ({1: 8, 2: 1}, frozenset({1, 2}))
 
 
 class TestRunStatistics:

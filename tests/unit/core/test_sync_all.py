@@ -261,13 +261,72 @@ class TestSyncAll:
 
     def test_one_panel_of_a_fan_out(self) -> None:
         """A panel job syncs its panel's configs, typed ones without panel_id, and no totals."""
-        configs = [cfg(1, 1, 2, "a"), cfg(2, 1, None, "b"), cfg(3, 1, 1, "c")]
+        configs = [
+            cfg(1, 1, 2, "a"),
+            cfg(2, 2, None, "b", usage_bytes=4),
+            cfg(3, 1, 1, "c"),
+            cfg(4, 1, 2, "d", status="disabled", usage_bytes=10, settled_bytes=1),
+        ]
         results = {2: {"a": reading(5), "b": reading(6)}, 1: {"c": reading(7)}}
-        use_case, store, resellers, _ = run(configs, results, [1])
-        summary = use_case(panel_ids=frozenset({2}), update_totals=False)
+        use_case, store, resellers, _ = run(configs, results, [1, 2])
+        part = use_case.sync_part(frozenset({2}))
         assert [store.rows[i].usage_bytes for i in (1, 2, 3)] == [5, 6, 0]
-        assert summary.configs == 2
-        assert resellers.used[1] == 0
+        assert part.summary.configs == 2
+        # Every config the job read counts, the disabled one too; panel 1's config does not.
+        assert part.reseller_sums == {1: 5 + 11, 2: 6}
+        assert resellers.used == {1: 0, 2: 0, 9: 0}
+
+    def test_the_totals_job_reads_only_the_configs_no_panel_job_read(self) -> None:
+        """Panel 2's sums come from its job; the totals job reads panel 1's config and the rest."""
+        configs = [
+            cfg(1, 1, 2, "a"),
+            cfg(2, 1, 1, "c", usage_bytes=7),
+            cfg(3, 2, 5, "gone", usage_bytes=3),  # its panel row is missing
+        ]
+        use_case, store, resellers, _ = run(configs, {}, [1, 2])
+        read: list[int] = []
+        synced_items = store.synced_items
+        store.synced_items = lambda only=None: [  # type: ignore[method-assign]
+            *(read.append(item.id) or item for item in synced_items(only))
+        ]
+        summary = use_case.totals_of_parts({1: 100}, frozenset({2}))
+        assert sorted(read) == [2, 3]
+        assert resellers.used == {1: 107, 2: 3, 9: 0}
+        assert summary.resellers_updated == 2
+
+    def test_a_fan_out_ends_with_the_totals_of_a_single_run(self) -> None:
+        """Every panel's part plus the totals job gives each reseller the single run's total."""
+        configs = [
+            cfg(1, 1, 2, "a", usage_bytes=2),
+            cfg(2, 2, None, "b", settled_bytes=9),
+            cfg(3, 1, 1, "c"),
+            cfg(4, 2, 1, "d", status="expired", usage_bytes=40),
+            cfg(5, 1, 6, "lost", usage_bytes=8),
+        ]
+        results = {2: {"a": reading(5), "b": reading(6)}, 1: {"c": reading(7)}}
+        single, _, single_resellers, _ = run(configs, results, [1, 2])
+        single()
+        fanned, _, fanned_resellers, _ = run(configs, results, [1, 2])
+        panels = fanned.panels_with_work()
+        parts = [fanned.sync_part(frozenset({panel_id})) for panel_id in panels]
+        sums: dict[int, int] = {}
+        for part in parts:
+            for reseller_id, total in part.reseller_sums.items():
+                sums[reseller_id] = sums.get(reseller_id, 0) + total
+        fanned.totals_of_parts(sums, frozenset(panels))
+        assert panels == [1, 2]
+        assert fanned_resellers.used == single_resellers.used == {1: 5 + 7 + 8, 2: 15 + 40, 9: 0}
+
+    def test_panels_with_work_reads_no_config_row(self) -> None:
+        """The panels come from the store's distinct panel keys; a panel of bad rows has work."""
+        configs = [
+            cfg(1, 1, 2, "a"),
+            cfg(2, 1, None, "b", panel_type="eylandoo"),
+            cfg(3, 1, 7, "x"),
+            cfg(4, 1, 2, "d", status="disabled"),
+        ]
+        use_case, store, _, _ = run(configs, {}, [1])
+        store.synced_items = None  # type: ignore[assignment,method-assign]
         assert use_case.panels_with_work() == [1, 2]
 
 

@@ -56,6 +56,25 @@ class TestResolvePanel:
         assert directory.owned_by(frozenset({2})) == ConfigFilter(frozenset({2}), frozenset())
 
 
+class TestConfigFilter:
+    """A fan-out's filters: a job's panels, and every config outside all of its jobs."""
+
+    @given(
+        st.frozensets(st.integers(1, 9), max_size=4),
+        st.frozensets(st.sampled_from(TYPES)),
+        st.one_of(st.none(), st.integers(1, 9)),
+        st.sampled_from(TYPES),
+    )
+    def test_a_filter_and_its_complement_split_every_config(
+        self, ids: frozenset[int], types: frozenset[str], panel_id: int | None, panel_type: str
+    ) -> None:
+        """Each config is selected by exactly one of a filter and its complement."""
+        only = ConfigFilter(ids, types)
+        wanted = config(panel_id, panel_type)
+        assert only.matches(wanted) is not only.complement().matches(wanted)
+        assert only.complement().complement() == only
+
+
 class TestPanelNamesItsType:
     """`extra.usage_sync_panel_type` decides the type a panel row speaks."""
 
