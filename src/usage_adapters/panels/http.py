@@ -5,13 +5,12 @@ from __future__ import annotations
 import io
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from urllib.parse import quote
 
 import attrs
 import httpx
 
-from usage_adapters.panels.json_stream import Elements, decode_elements
 from usage_adapters.panels.redaction import Redactor
 from usage_core.model import Panel
 from usage_core.readings import HardFailure
@@ -42,11 +41,18 @@ def path_segment(name: str) -> str:
 
 @attrs.frozen
 class Reply:
-    """A panel's HTTP reply, its body read up to the channel's size cap."""
+    """A panel's HTTP reply, its body read up to the channel's size cap.
+
+    A large reply decoded as it arrived (`HttpChannel.send`'s `decode`) is
+    `arrived`, with its JSON value (or `NotJson`) in `decoded` and only its
+    first bytes in `body`.
+    """
 
     status: int
     body: bytes
     truncated: bool = False
+    arrived: bool = attrs.field(default=False, kw_only=True)
+    decoded: object = attrs.field(default=None, kw_only=True, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -92,22 +98,23 @@ class TransportProblem:
 _OUT_OF_TIME = TransportProblem("TimeBudget", OUT_OF_TIME, timed_out=True, out_of_time=True)
 
 Sent = Reply | TransportProblem
+# Decodes a reply body from its chunks as they arrive; raises ValueError where it is not JSON.
+Decode = Callable[[Iterator[bytes]], object]
 
 
-def decode_json(reply: Reply, elements: Elements | None = None) -> object:
+def decode_json(reply: Reply) -> object:
     """The reply's JSON value, or `NotJson` (never raises).
 
-    With `elements` (the paths of arrays and what to make of each element), each
-    element of those arrays is read as it is decoded (`json_stream`).
+    A reply decoded as it arrived gives the value it was decoded to.
     """
+    if reply.arrived:
+        return reply.decoded
     if reply.truncated:
         return NotJson(f"the reply is larger than {len(reply.body)} bytes")
     if not reply.body.strip():
         return NotJson("the reply body is empty")
     try:
-        if elements is None:
-            return json.loads(reply.body)
-        return decode_elements(reply.body, *elements)
+        return json.loads(reply.body)
     except (ValueError, RecursionError):
         return NotJson("the reply is not JSON")
 
@@ -140,6 +147,8 @@ class HttpChannel:
         params: QueryParams | None = None,
         deadline: float | None = None,
         max_bytes: int | None = None,
+        decode: Decode | None = None,
+        decode_from: int = 0,
     ) -> Sent:
         """One request relative to the panel URL; a `Reply` or what went wrong.
 
@@ -147,7 +156,9 @@ class HttpChannel:
         has passed, every timeout phase is cut to the time left, and a body
         still arriving at the deadline is abandoned: each gives a
         `TransportProblem` with `out_of_time` set. `max_bytes` replaces the
-        channel's body cap (listings are much larger than user replies).
+        channel's body cap (listings are much larger than user replies). A 2xx
+        body that reaches `decode_from` bytes is handed to `decode` as it
+        arrives, so that it is never held whole (see `Reply`).
         """
         timeout: httpx.Timeout | None = None
         if deadline is not None:
@@ -169,12 +180,18 @@ class HttpChannel:
                 # Not a list of chunks joined at the end: that holds a listing twice at once
                 # (121 MB of 3x-ui at 250,000 users); a BytesIO hands over its own buffer.
                 body = io.BytesIO()
-                for chunk in response.iter_bytes():
+                chunks = response.iter_bytes()
+                for chunk in chunks:
                     body.write(chunk)
                     if body.tell() > cap:
                         return Reply(response.status_code, body.getvalue()[:cap], truncated=True)
                     if deadline is not None and time.monotonic() >= deadline:
                         return _OUT_OF_TIME
+                    if decode is not None and response.is_success and body.tell() >= decode_from:
+                        head = body.getvalue()
+                        return _arriving(
+                            response.status_code, head, chunks, decode, cap=cap, deadline=deadline
+                        )
                 return Reply(response.status_code, body.getvalue())
         except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
             if deadline is not None and time.monotonic() >= deadline:
@@ -204,6 +221,48 @@ class HttpChannel:
                 text = value if isinstance(value, str) else json.dumps(value)
                 return self.redactor.scrub(text)[:_DETAIL_CHARS]
         return ""
+
+
+class _TooLarge(Exception):  # noqa: N818 - a signal between a generator and its caller
+    """The body went past its cap while it was being decoded."""
+
+
+class _OutOfTime(Exception):  # noqa: N818
+    """The deadline passed while the body was being decoded."""
+
+
+def _arriving(
+    status: int,
+    head: bytes,
+    chunks: Iterator[bytes],
+    decode: Decode,
+    *,
+    cap: int,
+    deadline: float | None,
+) -> Sent:
+    """The reply whose first bytes are `head`, decoded by `decode` as the rest arrives."""
+    received = len(head)
+
+    def body() -> Iterator[bytes]:
+        nonlocal received
+        yield head
+        for chunk in chunks:
+            received += len(chunk)
+            if received > cap:
+                raise _TooLarge
+            if deadline is not None and time.monotonic() >= deadline:
+                raise _OutOfTime
+            yield chunk
+
+    try:
+        decoded = decode(body())
+    except _TooLarge:
+        return Reply(status, head, truncated=True)
+    except _OutOfTime:
+        return _OUT_OF_TIME
+    except (ValueError, RecursionError):
+        decoded = NotJson("the reply is not JSON")
+    return Reply(status, head, arrived=True, decoded=decoded)
 
 
 def _capped(timeout: httpx.Timeout, left: float) -> httpx.Timeout:

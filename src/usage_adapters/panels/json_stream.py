@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import codecs
 import enum
+import itertools
 import json
 import json.scanner
 import re
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable, Iterator
 
 _WHITESPACE = re.compile(r"[ \t\n\r]*")  # JSON's whitespace, as the json module matches it
 _WINDOW = 1 << 20  # bytes decoded at a time
@@ -57,7 +58,36 @@ def decode_elements(
     if json.detect_encoding(body) != "utf-8":
         # UTF-16/32 or a byte order mark: rare enough to decode whole.
         return apply_elements(json.loads(body), arrays, element)
-    text = _Text(body, window)
+    view = memoryview(body)
+    return _decoded(
+        _Text((view[at : at + window] for at in range(0, len(view), window)), window),
+        arrays,
+        element,
+    )
+
+
+def decode_arriving(
+    chunks: Iterable[bytes], arrays: Collection[Path], element: Element, *, window: int = _WINDOW
+) -> object:
+    """`decode_elements` of a body that arrives in `chunks`, so that it is never held whole.
+
+    Raises ValueError (or RecursionError) where `json.loads` would; whatever
+    iterating `chunks` raises goes through.
+    """
+    arriving = iter(chunks)
+    head = b""
+    # `detect_encoding` reads the first four bytes.
+    while len(head) < 4:
+        chunk = next(arriving, None)
+        if chunk is None:
+            break
+        head += chunk
+    if json.detect_encoding(head) != "utf-8":
+        return decode_elements(head + b"".join(arriving), arrays, element)
+    return _decoded(_Text(itertools.chain((head,), arriving), window), arrays, element)
+
+
+def _decoded(text: _Text, arrays: Collection[Path], element: Element) -> object:
     value = _value(text, (), _Arrays(arrays), element)
     if text.skip() != "":
         raise text.error("Extra data")
@@ -89,27 +119,32 @@ def _apply(value: object, path: Path, arrays: _Arrays, element: Element) -> obje
 
 
 class _Text:
-    """The body's text, decoded a window at a time, and the position read up to."""
+    """The body's text, decoded a window at a time as it arrives, and the position read up to."""
 
-    def __init__(self, body: bytes, window: int) -> None:
-        self._body = memoryview(body)
+    def __init__(self, chunks: Iterator[bytes | memoryview], window: int) -> None:
+        self._chunks = chunks
         self._window = window
-        self._next = 0  # the first byte not decoded yet
+        self._ended = False
         self._decode = codecs.getincrementaldecoder("utf-8")("surrogatepass").decode
         self.buf = ""
         self.pos = 0
 
-    @property
-    def ended(self) -> bool:
-        return self._next >= len(self._body)
-
     def more(self, at_least: int = 0) -> bool:
         """Decode at least one more window (and `at_least` bytes); False at the end."""
-        if self.ended:
+        if self._ended:
             return False
-        end = self._next + max(self._window, at_least)
-        text = self._decode(self._body[self._next : end], final=end >= len(self._body))
-        self._next = end
+        wanted = max(self._window, at_least)
+        parts: list[bytes | memoryview] = []
+        size = 0
+        for chunk in self._chunks:
+            parts.append(chunk)
+            size += len(chunk)
+            if size >= wanted:
+                break
+        else:
+            self._ended = True
+        data = parts[0] if len(parts) == 1 else b"".join(parts)
+        text = self._decode(data, final=self._ended)
         # What was read is dropped: the text held is what is not read yet.
         self.buf = self.buf[self.pos :] + text
         self.pos = 0

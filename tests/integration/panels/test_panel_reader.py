@@ -153,13 +153,13 @@ class Decoding:
 
 @pytest.fixture(params=["whole", "as decoded"])
 def decoding(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Decoding:
-    """Whole listings decoded whole, or read as decoded (as large ones are), whatever their size."""
+    """Whole listings decoded whole, or as they arrive (as large ones are), whatever their size."""
     seen = Decoding(request.param == "as decoded")
 
-    def decode(reply: Any, elements: Any = None) -> object:
-        if elements is not None:
+    def decode(reply: Any) -> object:
+        if reply.arrived:
             seen.replies.append(reply)
-        return decode_json(reply, elements)
+        return decode_json(reply)
 
     monkeypatch.setattr(reader, "decode_json", decode)
     monkeypatch.setattr(reader, "READ_AS_DECODED_BYTES", 0 if seen.as_decoded else 1 << 62)

@@ -6,7 +6,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from usage_adapters.panels.json_stream import EACH, Path, apply_elements, decode_elements
+from usage_adapters.panels.json_stream import (
+    EACH,
+    Path,
+    apply_elements,
+    decode_arriving,
+    decode_elements,
+)
 
 # What json.loads raises for a body that is not JSON, or not UTF-8.
 REFUSED = (json.JSONDecodeError, UnicodeDecodeError)
@@ -73,6 +79,44 @@ def test_a_damaged_document_fails_as_json_loads_fails(
             streamed(body, window)
     else:
         assert streamed(body, window) == expected
+
+
+@given(
+    DOCUMENTS,
+    LAYOUTS,
+    st.lists(st.integers(min_value=0, max_value=30), max_size=12),
+    st.integers(min_value=1, max_value=40),
+)
+def test_a_body_arriving_in_any_chunks_decodes_as_a_whole_body_does(
+    document: object, layout: dict[str, object], cuts: list[int], window: int
+) -> None:
+    """However the bytes arrive (empty chunks, a character split between two), the value is one."""
+    body = json.dumps(document, **layout).encode()  # type: ignore[arg-type]
+    chunks, at = [], 0
+    for size in cuts:
+        chunks.append(body[at : at + size])
+        at += size
+    chunks.append(body[at:])
+    arrived = decode_arriving(iter(chunks), ARRAYS, seen, window=window)
+    assert arrived == streamed(body, window)
+
+
+@given(DOCUMENTS, st.integers(min_value=0), st.sampled_from([*'[]{},:"0', ""]))
+def test_a_damaged_body_arriving_in_chunks_fails_as_json_loads_fails(
+    document: object, where: int, put: str
+) -> None:
+    """Arriving a few bytes at a time, a damaged document is refused exactly as by `json.loads`."""
+    text = json.dumps(document, ensure_ascii=False)
+    at = where % (len(text) + 1)
+    body = (text[:at] + put + text[at + 1 :]).encode()
+    chunks = (body[n : n + 3] for n in range(0, len(body), 3))
+    try:
+        expected = apply_elements(json.loads(body), ARRAYS, seen)
+    except ValueError:
+        with pytest.raises(REFUSED):
+            decode_arriving(chunks, ARRAYS, seen, window=5)
+    else:
+        assert decode_arriving(chunks, ARRAYS, seen, window=5) == expected
 
 
 def test_the_listing_arrays_are_read_element_by_element() -> None:

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from usage_adapters.panels.dialect import Page, WholeListing
 from usage_adapters.panels.eylandoo import EylandooListing
-from usage_adapters.panels.http import Reply, decode_json
+from usage_adapters.panels.json_stream import decode_elements
 from usage_adapters.panels.reader import listed_elements, matching_items
 from usage_adapters.panels.xui import XuiListing
 
@@ -58,9 +58,9 @@ XUI_REPLIES = st.builds(
 
 def read_both(listing: WholeListing, reply: object) -> tuple[object, object]:
     """The page's (pairs, size) read from the decoded reply, and read as it is decoded."""
-    body = Reply(200, json.dumps(reply).encode())
-    whole = listing.read_page(decode_json(body), 1)
-    streamed = listing.read_page(decode_json(body, listed_elements(WANTED, listing)), 1)
+    body = json.dumps(reply).encode()
+    whole = listing.read_page(json.loads(body), 1)
+    streamed = listing.read_page(decode_elements(body, *listed_elements(WANTED, listing)), 1)
     if isinstance(whole, str) or isinstance(streamed, str):
         return whole, streamed
     for item in streamed.items:
