@@ -140,6 +140,11 @@ class WholeListing(Listing, Protocol):
         """Where in the reply the arrays of users are."""
         ...
 
+    @property
+    def unread_values(self) -> tuple[Path, ...]:
+        """Values of the reply that the listing does not read: checked, never built."""
+        ...
+
 
 @runtime_checkable
 class CountedListing(Listing, Protocol):

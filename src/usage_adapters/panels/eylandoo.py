@@ -44,6 +44,7 @@ class EylandooListing:
         ("main_admin_users",),
         ("sub_admins", EACH, "users"),
     )
+    unread_values: tuple[Path, ...] = ()
 
     def request(self, number: int) -> tuple[str, QueryParams]:
         """The one page."""

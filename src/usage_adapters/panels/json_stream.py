@@ -18,12 +18,17 @@ import codecs
 import enum
 import itertools
 import json
+import json.decoder
 import json.scanner
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator
 
 _WHITESPACE = re.compile(r"[ \t\n\r]*")  # JSON's whitespace, as the json module matches it
 _WINDOW = 1 << 20  # bytes decoded at a time
+# A JSON string's longest escape: \uXXXX.
+_LONGEST_ESCAPE = 6
+# The json module's own string scanner (its C one where there is one); not in its stubs.
+_scan_string: Callable[[str, int, bool], tuple[str, int]] = json.decoder.scanstring  # type: ignore[attr-defined]
 # A value cut off by the window is scanned again once this many times as much is decoded.
 _GROWTH = 8
 # A number at the end of the text decoded so far may go on in the next window
@@ -44,30 +49,40 @@ EACH = Step.EACH
 # Object keys, and EACH for any element of an array.
 Path = tuple[str | Step, ...]
 Element = Callable[[object], object]
-# The arrays to read element by element, and what to make of each element.
-Elements = tuple[Collection[Path], Element]
+# The arrays to read element by element, what to make of each element, and the values
+# not to read at all.
+Elements = tuple[Collection[Path], Element, Collection[Path]]
 
 
 def decode_elements(
-    body: bytes, arrays: Collection[Path], element: Element, *, window: int = _WINDOW
+    body: bytes,
+    arrays: Collection[Path],
+    element: Element,
+    unread: Collection[Path] = (),
+    *,
+    window: int = _WINDOW,
 ) -> object:
     """`json.loads(body)`, with every element of an array at one of `arrays` read by `element`.
 
-    Raises ValueError (or RecursionError) where `json.loads` would.
+    A value at one of the `unread` paths is checked as `json.loads` checks it
+    but not built: None stands in its place. Raises ValueError (or
+    RecursionError) where `json.loads` would.
     """
     if json.detect_encoding(body) != "utf-8":
         # UTF-16/32 or a byte order mark: rare enough to decode whole.
-        return apply_elements(json.loads(body), arrays, element)
+        return apply_elements(json.loads(body), arrays, element, unread)
     view = memoryview(body)
-    return _decoded(
-        _Text((view[at : at + window] for at in range(0, len(view), window)), window),
-        arrays,
-        element,
-    )
+    chunks = (view[at : at + window] for at in range(0, len(view), window))
+    return _decoded(_Text(chunks, window), _Arrays(arrays, unread), element)
 
 
 def decode_arriving(
-    chunks: Iterable[bytes], arrays: Collection[Path], element: Element, *, window: int = _WINDOW
+    chunks: Iterable[bytes],
+    arrays: Collection[Path],
+    element: Element,
+    unread: Collection[Path] = (),
+    *,
+    window: int = _WINDOW,
 ) -> object:
     """`decode_elements` of a body that arrives in `chunks`, so that it is never held whole.
 
@@ -83,31 +98,38 @@ def decode_arriving(
             break
         head += chunk
     if json.detect_encoding(head) != "utf-8":
-        return decode_elements(head + b"".join(arriving), arrays, element)
-    return _decoded(_Text(itertools.chain((head,), arriving), window), arrays, element)
+        return decode_elements(head + b"".join(arriving), arrays, element, unread)
+    text = _Text(itertools.chain((head,), arriving), window)
+    return _decoded(text, _Arrays(arrays, unread), element)
 
 
-def _decoded(text: _Text, arrays: Collection[Path], element: Element) -> object:
-    value = _value(text, (), _Arrays(arrays), element)
+def _decoded(text: _Text, arrays: _Arrays, element: Element) -> object:
+    value = _value(text, (), arrays, element)
     if text.skip() != "":
         raise text.error("Extra data")
     return value
 
 
-def apply_elements(value: object, arrays: Collection[Path], element: Element) -> object:
-    """A decoded `value` with `element` applied as `decode_elements` applies it."""
-    return _apply(value, (), _Arrays(arrays), element)
+def apply_elements(
+    value: object, arrays: Collection[Path], element: Element, unread: Collection[Path] = ()
+) -> object:
+    """A decoded `value` with `element` applied (and `unread` dropped) as `decode_elements` does."""
+    return _apply(value, (), _Arrays(arrays, unread), element)
 
 
 class _Arrays:
-    """The paths whose arrays are streamed, and every path that leads to one."""
+    """The paths whose arrays are streamed, those not read, and every path that leads to one."""
 
-    def __init__(self, arrays: Collection[Path]) -> None:
+    def __init__(self, arrays: Collection[Path], unread: Collection[Path]) -> None:
         self.streamed = frozenset(arrays)
-        self.leading = frozenset(path[:n] for path in arrays for n in range(len(path)))
+        self.unread = frozenset(unread)
+        ends = self.streamed | self.unread
+        self.leading = frozenset(path[:n] for path in ends for n in range(len(path)))
 
 
 def _apply(value: object, path: Path, arrays: _Arrays, element: Element) -> object:
+    if path in arrays.unread:
+        return None
     if isinstance(value, list):
         if path in arrays.streamed:
             return [element(item) for item in value]
@@ -178,6 +200,32 @@ class _Text:
             self.pos = end
             return value
 
+    def step_over_string(self) -> None:
+        """Step over the string that starts here, checked as the json module checks one.
+
+        A string longer than the text at hand is checked a piece at a time, each
+        piece cut where no escape is, and let go; none is kept.
+        """
+        self.pos += 1  # its opening quote
+        while True:
+            try:
+                end = _scan_string(self.buf, self.pos, True)[1]  # strict, as json.loads is
+            except json.JSONDecodeError as exc:
+                # Not closed in the text at hand, or an escape it may have cut: read on.
+                # Anything else is refused whatever comes next.
+                cut_short = exc.msg.startswith("Unterminated string")
+                if not cut_short and exc.pos < len(self.buf) - _LONGEST_ESCAPE:
+                    raise
+            else:
+                self.pos = end
+                return
+            cut = _escape_boundary(self.buf, self.pos)
+            # The piece up to the cut, closed: the json module checks it as it checks any string.
+            _scan_string(self.buf[self.pos : cut] + '"', 0, True)
+            self.pos = cut
+            if not self.more():
+                raise self.error("Unterminated string starting at")
+
     def take(self, char: str, expecting: str) -> None:
         """Step over `char`, the next character after whitespace, or fail."""
         if self.skip() != char:
@@ -197,6 +245,9 @@ class _Text:
 
 
 def _value(text: _Text, path: Path, arrays: _Arrays, element: Element) -> object:
+    if path in arrays.unread:
+        _step_over(text)
+        return None
     char = text.skip()
     if char == "[" and path in arrays.streamed:
         return _array(text, path, arrays, element, streamed=True)
@@ -206,6 +257,49 @@ def _value(text: _Text, path: Path, arrays: _Arrays, element: Element) -> object
         if char == "[":
             return _array(text, path, arrays, element, streamed=False)
     return text.whole()
+
+
+def _step_over(text: _Text) -> None:
+    """Step over the value that starts here, checked as `json.loads` checks it, never built.
+
+    A long string (3x-ui's `settings`: every client again) is checked a window
+    at a time, and an object or array member by member.
+    """
+    char = text.skip()
+    if char == '"':
+        text.step_over_string()
+    elif char in ("{", "["):
+        close = "}" if char == "{" else "]"
+        text.pos += 1
+        if text.skip() == close:
+            text.pos += 1
+            return
+        while True:
+            if char == "{":
+                if text.skip() != '"':
+                    raise text.error("Expecting property name enclosed in double quotes")
+                text.step_over_string()
+                text.take(":", "Expecting ':' delimiter")
+            _step_over(text)
+            if not text.more_members(close):
+                return
+    else:
+        text.whole()
+
+
+def _escape_boundary(buf: str, start: int) -> int:
+    """An index past `start` of a string's text (from `start`, where no escape is cut) that cuts
+    no escape, as near the end of `buf` as one is: the text before it can be checked alone.
+
+    A run of backslashes begins an escape, as the text before it ends one.
+    """
+    end = len(buf)
+    last = buf.rfind("\\", max(start, end - _LONGEST_ESCAPE + 1), end)
+    if last == -1:
+        return end
+    while last > start and buf[last - 1] == "\\":
+        last -= 1
+    return last
 
 
 def _object(text: _Text, path: Path, arrays: _Arrays, element: Element) -> dict[str, object]:

@@ -263,7 +263,7 @@ _NOT_WANTED = object()
 
 def listed_elements(wanted: Wanted, listing: WholeListing) -> Elements:
     """How a `WholeListing` reply is decoded: each element read as `matching_items` reads it."""
-    return listing.user_arrays, _listed_reader(wanted, listing)
+    return listing.user_arrays, _listed_reader(wanted, listing), listing.unread_values
 
 
 def _listed_reader(wanted: Wanted, listing: Listing) -> Callable[[object], object]:
@@ -855,10 +855,10 @@ class PanelReader:
         """
         decode: Decode | None = None
         if elements is not None:
-            arrays, element = elements
+            arrays, element, unread = elements
 
             def decode(chunks: Iterator[bytes]) -> object:
-                return decode_arriving(chunks, arrays, element)
+                return decode_arriving(chunks, arrays, element, unread)
 
         sent = self.request("GET", path, params=params, batch=batch, listing=True, decode=decode)
         if isinstance(sent, HardFailure):

@@ -66,6 +66,8 @@ class XuiListing:
 
     item_key: str = "email"
     user_arrays: tuple[Path, ...] = (("obj", EACH, "clientStats"),)
+    # Every client again, as one string (v2) or object (v3): half the reply, and unused.
+    unread_values: tuple[Path, ...] = (("obj", EACH, "settings"),)
 
     def request(self, number: int) -> tuple[str, QueryParams]:
         """The one page."""

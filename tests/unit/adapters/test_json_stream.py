@@ -17,7 +17,11 @@ from usage_adapters.panels.json_stream import (
 # What json.loads raises for a body that is not JSON, or not UTF-8.
 REFUSED = (json.JSONDecodeError, UnicodeDecodeError)
 ARRAYS: list[Path] = [("users",), ("data", "users"), ("obj", EACH, "clientStats")]
-KEYS = st.sampled_from(["users", "data", "obj", "clientStats", "msg", "n", "é", "\U0001f600"])
+# Values stepped over, never built (3x-ui's `settings`: every client again).
+UNREAD: list[Path] = [("obj", EACH, "settings"), ("skip",)]
+KEYS = st.sampled_from(
+    ["users", "data", "obj", "clientStats", "settings", "skip", "msg", "n", "é", "\U0001f600"]
+)
 SCALARS = (
     st.none()
     | st.booleans()
@@ -47,7 +51,12 @@ def seen(value: object) -> object:
 
 
 def streamed(body: bytes, window: int) -> object:
-    return decode_elements(body, ARRAYS, seen, window=window)
+    return decode_elements(body, ARRAYS, seen, UNREAD, window=window)
+
+
+def loaded(body: bytes) -> object:
+    """`json.loads(body)`, its arrays read and its unread values dropped as the stream does."""
+    return apply_elements(json.loads(body), ARRAYS, seen, UNREAD)
 
 
 @given(DOCUMENTS, LAYOUTS, st.integers(min_value=1, max_value=40))
@@ -56,7 +65,7 @@ def test_any_document_decodes_as_json_loads_does(
 ) -> None:
     """Any document, in any layout and in windows of any size, decodes as `json.loads` does."""
     body = json.dumps(document, **layout).encode()  # type: ignore[arg-type]
-    assert streamed(body, window) == apply_elements(json.loads(body), ARRAYS, seen)
+    assert streamed(body, window) == loaded(body)
 
 
 @given(
@@ -73,7 +82,7 @@ def test_a_damaged_document_fails_as_json_loads_fails(
     at = where % (len(text) + 1)
     body = (text[:at] + put + text[at + 1 :]).encode()
     try:
-        expected = apply_elements(json.loads(body), ARRAYS, seen)
+        expected = loaded(body)
     except ValueError:
         with pytest.raises(REFUSED):
             streamed(body, window)
@@ -97,7 +106,7 @@ def test_a_body_arriving_in_any_chunks_decodes_as_a_whole_body_does(
         chunks.append(body[at : at + size])
         at += size
     chunks.append(body[at:])
-    arrived = decode_arriving(iter(chunks), ARRAYS, seen, window=window)
+    arrived = decode_arriving(iter(chunks), ARRAYS, seen, UNREAD, window=window)
     assert arrived == streamed(body, window)
 
 
@@ -111,12 +120,12 @@ def test_a_damaged_body_arriving_in_chunks_fails_as_json_loads_fails(
     body = (text[:at] + put + text[at + 1 :]).encode()
     chunks = (body[n : n + 3] for n in range(0, len(body), 3))
     try:
-        expected = apply_elements(json.loads(body), ARRAYS, seen)
+        expected = loaded(body)
     except ValueError:
         with pytest.raises(REFUSED):
-            decode_arriving(chunks, ARRAYS, seen, window=5)
+            decode_arriving(chunks, ARRAYS, seen, UNREAD, window=5)
     else:
-        assert decode_arriving(chunks, ARRAYS, seen, window=5) == expected
+        assert decode_arriving(chunks, ARRAYS, seen, UNREAD, window=5) == expected
 
 
 def test_the_listing_arrays_are_read_element_by_element() -> None:
@@ -163,3 +172,21 @@ def test_a_reply_in_utf16_is_decoded_whole() -> None:
     """A body `json.loads` reads as UTF-16 is decoded whole, with the elements read the same way."""
     body = json.dumps({"users": [{"n": 1}]}).encode("utf-16")
     assert decode_elements(body, ARRAYS, seen) == {"users": [["seen", {"n": 1}]]}
+
+
+@pytest.mark.parametrize("window", range(1, 24))
+def test_a_long_unread_string_is_stepped_over_in_any_window(window: int) -> None:
+    """A string of every escape, longer than the window, is checked as `json.loads` checks it."""
+    settings = json.dumps({"clients": [{"email": f'u"{n}\\\t\u00e9\U0001f600'} for n in range(9)]})
+    body = json.dumps({"skip": settings, "obj": [{"settings": settings, "n": 1}]}).encode()
+    assert streamed(body, window) == {"skip": None, "obj": [{"settings": None, "n": 1}]}
+    for at in range(body.index(b"clients"), len(body), 7):
+        for bad in (b"\\x", b"\\u12g4", b"\x01", b"\\", b'"'):
+            damaged = body[:at] + bad + body[at:]
+            try:
+                expected = loaded(damaged)
+            except ValueError:
+                with pytest.raises(REFUSED):
+                    streamed(damaged, window)
+            else:
+                assert streamed(damaged, window) == expected
