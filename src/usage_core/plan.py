@@ -15,10 +15,7 @@ from usage_core.targets import PanelDirectory, effective_panel_type, panel_usern
 
 @attrs.define(eq=False)
 class Target:
-    """One config to read from its panel, under the name the panel knows it by.
-
-    A full sync builds one per config: slotted and plain, and not changed after.
-    """
+    """One config to read from its panel, under the name the panel knows it by."""
 
     item: SyncItem
     type_name: str
@@ -26,12 +23,46 @@ class Target:
     username: str
 
 
+@attrs.define(eq=False)
+class TargetGroup:
+    """A panel's configs read under one type and label: their rows and their panel names.
+
+    A full sync plans a million configs: two lists of them here, rather than
+    an object for each (`Target`s are built for the few that need one).
+    """
+
+    type_name: str
+    label: str
+    items: list[SyncItem] = attrs.field(factory=list)
+    usernames: list[str] = attrs.field(factory=list)
+
+    def targets(self, start: int = 0, stop: int | None = None) -> list[Target]:
+        """The configs from `start` to `stop` as `Target`s."""
+        pairs = zip(self.items[start:stop], self.usernames[start:stop], strict=True)
+        return [Target(item, self.type_name, self.label, name) for item, name in pairs]
+
+
 @attrs.define
 class PanelJob:
     """One panel and the configs read from it in one session."""
 
     panel: Panel
-    targets: list[Target] = attrs.field(factory=list)
+    groups: list[TargetGroup] = attrs.field(factory=list)
+
+    @property
+    def size(self) -> int:
+        """How many configs are read from the panel."""
+        return sum(len(group.items) for group in self.groups)
+
+    @property
+    def usernames(self) -> list[str]:
+        """The names of every config read from the panel, as the panel knows them."""
+        return [name for group in self.groups for name in group.usernames]
+
+    @property
+    def targets(self) -> list[Target]:
+        """Every config read from the panel as a `Target`, built now."""
+        return [target for group in self.groups for target in group.targets()]
 
 
 class Unread(enum.Enum):
@@ -73,8 +104,9 @@ def plan_sync(
     """Group the active configs by resolved panel; with `panel_ids`, only those panels'."""
     jobs: dict[int, PanelJob] = {}
     # The panel and its type, label and name are the same for every config with the
-    # same panel_id and type column: worked out once for each such pair.
+    # same panel_id and type column: worked out once for each such pair, as its group.
     kinds: dict[tuple[int | None, str], _Kind] = {}
+    groups: dict[tuple[int | None, str], TargetGroup] = {}
     unread: list[UnreadConfig] = []
     configs = eylandoo = 0
     for item in work.items:
@@ -100,11 +132,25 @@ def plan_sync(
         if not username:
             unread.append(UnreadConfig(item.config, Unread.NO_USERNAME, type_name, label))
             continue
-        job = jobs.get(panel.id)
-        if job is None:
-            job = jobs[panel.id] = PanelJob(panel)
-        job.targets.append(Target(item, type_name, label, username))
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = _group_of(jobs, panel, type_name, label)
+        group.items.append(item)
+        group.usernames.append(username)
     return SyncPlan(list(jobs.values()), unread, configs, eylandoo)
+
+
+def _group_of(jobs: dict[int, PanelJob], panel: Panel, type_name: str, label: str) -> TargetGroup:
+    """The panel's group of configs read as `type_name` under `label`, made if new."""
+    job = jobs.get(panel.id)
+    if job is None:
+        job = jobs[panel.id] = PanelJob(panel)
+    for group in job.groups:
+        if (group.type_name, group.label) == (type_name, label):
+            return group
+    group = TargetGroup(type_name, label)
+    job.groups.append(group)
+    return group
 
 
 # A config's panel (None when none resolves), the type it is read as, its label and name.

@@ -29,7 +29,7 @@ from usage_core.ledger import (
 )
 from usage_core.log import NOTICE, Line, ctx
 from usage_core.model import PanelType, ResellerUsage, SyncItem, SyncWork
-from usage_core.plan import PanelJob, Target, Unread, UnreadConfig, plan_sync
+from usage_core.plan import PanelJob, Target, TargetGroup, Unread, UnreadConfig, plan_sync
 from usage_core.ports import (
     Clock,
     ConfigRepository,
@@ -89,8 +89,8 @@ class SyncAllUsage:
 
     def __call__(self, progress: Progress | None = None) -> SyncSummary:
         """Run one full sync; `progress(summary)` is called as each panel's configs finish."""
-        summary, work, added = self._sync(progress)
-        self._update_totals(work.resellers, reseller_sums(work.items, added), summary)
+        summary, resellers, sums = self._sync(progress)
+        self._update_totals(resellers, sums, summary)
         return self._finished(summary)
 
     def sync_part(self, panel_ids: frozenset[int]) -> SyncPart:
@@ -98,8 +98,8 @@ class SyncAllUsage:
 
         The totals themselves are left to the fan-out's final job (`totals_of_parts`).
         """
-        summary, work, added = self._sync(None, panel_ids)
-        return SyncPart(self._finished(summary), reseller_sums(work.items, added))
+        summary, _, sums = self._sync(None, panel_ids)
+        return SyncPart(self._finished(summary), sums)
 
     def panels_with_work(self) -> list[int]:
         """The ids of the panels that active configs resolve to, for a fan-out.
@@ -128,10 +128,12 @@ class SyncAllUsage:
 
     def _sync(
         self, progress: Progress | None, panel_ids: frozenset[int] | None = None
-    ) -> tuple[SyncSummary, SyncWork, Counter[int]]:
-        """Read, fetch, apply and write; the summary, the work read and the bytes added.
+    ) -> tuple[SyncSummary, list[ResellerUsage], dict[int, int]]:
+        """Read, fetch, apply and write; the summary, the resellers and their configs' sums.
 
-        With `panel_ids`, only the configs that those panels own.
+        With `panel_ids`, only the configs that those panels own. The rows read
+        are let go as the run goes: those not read from a panel once they are
+        summed, each panel's once it is applied.
         """
         summary = SyncSummary(started_at=self.clock.now())
         logger.log(NOTICE, "Starting reseller usage sync")
@@ -142,6 +144,10 @@ class SyncAllUsage:
         for reseller in work.resellers:
             logger.info("Syncing usage for reseller %s", reseller.id)
         plan = plan_sync(work, directory, panel_ids)
+        resellers = work.resellers
+        # Usage plus settled bytes as read, to which each write adds what it moved.
+        sums = reseller_sums(work.items, {})
+        del work
         summary.configs = plan.configs
         summary.eylandoo_configs_processed = plan.eylandoo_configs
         summary.panels = len(plan.jobs)
@@ -153,13 +159,16 @@ class SyncAllUsage:
                 summary.fail(unread.type_name, FailedConfig(config.id, config.panel_id, why))
             else:
                 summary.count(unread.type_name, unread.why.outcome)
-        # Bytes this run's writes added to each reseller's configs.
-        added: Counter[int] = Counter()
-        for job, results in self._fetch(plan.jobs):
-            added.update(self._apply(job, results, summary))
+        jobs = plan.jobs
+        del plan
+        for job, results in self._fetch(jobs):
+            for reseller_id, added in self._apply(job, results, summary).items():
+                sums[reseller_id] = sums.get(reseller_id, 0) + added
+            # The panel's rows and readings go now, not when the next panel's arrive.
+            del job, results
             if progress is not None:
                 progress(summary)
-        return summary, work, added
+        return summary, resellers, sums
 
     def _finished(self, summary: SyncSummary) -> SyncSummary:
         summary.finished_at = self.clock.now()
@@ -175,10 +184,10 @@ class SyncAllUsage:
 
     def _fetch_panel(self, job: PanelJob) -> dict[str, UsageResult]:
         if job.panel.problem:
-            return dict.fromkeys((t.username for t in job.targets), HardFailure(job.panel.problem))
+            return dict.fromkeys(job.usernames, HardFailure(job.panel.problem))
         session = self.clients.open(job.panel)
         try:
-            return session.fetch_many([t.username for t in job.targets])
+            return session.fetch_many(job.usernames)
         finally:
             session.close()
 
@@ -193,20 +202,29 @@ class SyncAllUsage:
             futures: dict[Future[dict[str, UsageResult]], PanelJob] = {
                 pool.submit(self._fetch_panel, job): job for job in jobs
             }
+            # Held by their futures alone: a panel's rows go once it is applied.
+            jobs.clear()
             for future in as_completed(futures):
-                # Popped, so that a panel's readings are freed once applied, not at the end.
                 job = futures.pop(future)
-                try:
-                    yield job, future.result()
-                except Exception as exc:
-                    if isinstance(exc, self.abort_on):
-                        raise
-                    logger.exception(
-                        "Failed to fetch usage from panel %s",
-                        job.panel.id,
-                        extra=ctx(panel_id=job.panel.id),
-                    )
-                    yield job, None
+                results = self._results_of(job, future)
+                del future  # it holds the readings too
+                yield job, results
+                del job, results
+
+    def _results_of(
+        self, job: PanelJob, future: Future[dict[str, UsageResult]]
+    ) -> dict[str, UsageResult] | None:
+        try:
+            return future.result()
+        except Exception as exc:
+            if isinstance(exc, self.abort_on):
+                raise
+            logger.exception(
+                "Failed to fetch usage from panel %s",
+                job.panel.id,
+                extra=ctx(panel_id=job.panel.id),
+            )
+            return None
 
     # -- recording ----------------------------------------------------------------
 
@@ -226,22 +244,21 @@ class SyncAllUsage:
         failed: list[tuple[Target, HardFailure]] = []
         outcomes: Counter[tuple[str, str]] = Counter()
         added: Counter[int] = Counter()
-        targets = job.targets
         writes: list[_Write] = []
-        for start in range(0, len(targets), WRITE_BATCH):
-            batch = targets[start : start + WRITE_BATCH]
-            writes += _advance(batch, found, missing, failed, outcomes)
-            # Written once a batch's worth is pending: few rows change in most runs.
-            if len(writes) >= WRITE_BATCH:
-                added.update(self._write(writes, summary, panel.id))
-                writes = []
+        for group in job.groups:
+            for start in range(0, len(group.items), WRITE_BATCH):
+                writes += _advance(group, start, found, missing, failed=failed, outcomes=outcomes)
+                # Written once a batch's worth is pending: few rows change in most runs.
+                if len(writes) >= WRITE_BATCH:
+                    added.update(self._write(writes, summary, panel.id))
+                    writes = []
         added.update(self._write(writes, summary, panel.id))
         for (type_name, outcome), n in outcomes.items():
             summary.count(type_name, outcome, n)
         summary.panel_read(
             panel.id,
-            targets[0].type_name if targets else panel.type_name,
-            read=len(targets) - len(failed),
+            job.groups[0].type_name if job.groups else panel.type_name,
+            read=job.size - len(failed),
             failed=len(failed),
         )
         self._fail_reads(job, failed, summary)
@@ -275,33 +292,32 @@ class SyncAllUsage:
         for start in range(0, len(writes), WRITE_BATCH):
             batch = writes[start : start + WRITE_BATCH]
             try:
-                written = self.configs.save_ledgers([(write.target.item, write) for write in batch])
+                written = self.configs.save_ledgers([(write.item, write) for write in batch])
             except Exception as exc:
                 if isinstance(exc, self.abort_on):
                     raise
                 _log_failure(exc, "Failed to write a batch of %s configs", len(batch))
                 reason = str(exc) if isinstance(exc, UsageSyncError) else type(exc).__name__
                 for write in batch:
-                    failure = FailedConfig(write.target.item.id, panel_id, reason)
-                    summary.fail(write.target.type_name, failure)
+                    failure = FailedConfig(write.item.id, panel_id, reason)
+                    summary.fail(write.type_name, failure)
                 continue
             updated: Counter[str] = Counter()
             for write in batch:
-                target = write.target
-                item = target.item
+                item = write.item
                 if item.id in written:
                     added[item.reseller_id] += _bytes_added(item, write)
                     if not write.changed:
-                        summary.count(target.type_name, "unchanged")
+                        summary.count(write.type_name, "unchanged")
                         continue
-                    updated[target.type_name] += 1
+                    updated[write.type_name] += 1
                     if write.kind is StepKind.RESET:
                         summary.resets += 1
                         log_reset(item.id, write.step())
                     continue
                 landed = self._retry(write, summary, panel_id)
                 if landed is not None:
-                    self._count_step(target, landed, summary)
+                    self._count_step(write, landed, summary)
                     added[item.reseller_id] += _bytes_added(item, landed.after)
             for type_name, n in updated.items():
                 summary.count(type_name, "updated", n)
@@ -309,37 +325,37 @@ class SyncAllUsage:
 
     def _retry(self, write: _Write, summary: SyncSummary, panel_id: int) -> LedgerStep | None:
         """A row changed under the batch write: re-read and apply it on its own."""
-        target, reading = write.target, write.reading
-        config_id = target.item.id
+        item, reading, type_name = write.item, write.reading, write.type_name
+        config_id = item.id
         try:
             retried = record_counter(
                 self.configs,
                 config_id,
                 reading.bytes,
-                target.item.last_counter,
+                item.last_counter,
                 may_reset=reading.has_usage_field,
                 lifetime=reading.lifetime_bytes,
             )
         except SupersededReadingError as exc:
             logger.warning(str(exc), extra=ctx(config_id=config_id))
-            summary.count(target.type_name, "skipped")
+            summary.count(type_name, "skipped")
             return None
         except UsageSyncError as exc:
             logger.error("Error syncing config %s: %s", config_id, exc)
-            summary.fail(target.type_name, FailedConfig(config_id, panel_id, str(exc)))
+            summary.fail(type_name, FailedConfig(config_id, panel_id, str(exc)))
             return None
         if retried is None:
-            summary.count(target.type_name, "skipped")
+            summary.count(type_name, "skipped")
         return retried
 
-    def _count_step(self, target: Target, step: LedgerStep, summary: SyncSummary) -> None:
+    def _count_step(self, write: _Write, step: LedgerStep, summary: SyncSummary) -> None:
         if not step.changed:
-            summary.count(target.type_name, "unchanged")
+            summary.count(write.type_name, "unchanged")
             return
-        summary.count(target.type_name, "updated")
+        summary.count(write.type_name, "updated")
         if step.kind is StepKind.RESET:
             summary.resets += 1
-            log_reset(target.item.id, step)
+            log_reset(write.item.id, step)
 
     # -- totals -------------------------------------------------------------------
 
@@ -371,16 +387,18 @@ class SyncAllUsage:
 
 
 def _advance(
-    targets: list[Target],
+    group: TargetGroup,
+    start: int,
     found: dict[str, UsageResult],
     missing: HardFailure,
+    *,
     failed: list[tuple[Target, HardFailure]],
     outcomes: Counter[tuple[str, str]],
 ) -> list[_Write]:
-    """Apply each target's reading to its ledger and log it; the writes of those it moved.
+    """Apply the readings of a batch of `group` (from `start`) and log them; the writes.
 
     A full sync does this for every config, so the ledger runs on the item's
-    plain values and objects are built only for the rows that change. Targets
+    plain values and objects are built only for the rows that change. Configs
     without a reading go to `failed`; unchanged ones are counted in `outcomes`.
     """
     # The original logged each config's usage for Eylandoo only (at INFO); the
@@ -389,15 +407,17 @@ def _advance(
     other_lines: list[Line] | None = [] if logger.isEnabledFor(logging.DEBUG) else None
     writes: list[_Write] = []
     eylandoo = PanelType.EYLANDOO.value
-    for target in targets:
-        result = found.get(target.username, missing)
+    type_name, label = group.type_name, group.label
+    lines = eylandoo_lines if type_name == eylandoo else other_lines
+    stop = start + WRITE_BATCH
+    unchanged = 0
+    for item, username in zip(group.items[start:stop], group.usernames[start:stop], strict=True):
+        result = found.get(username, missing)
         if not isinstance(result, CounterReading):
-            failed.append((target, result))
+            failed.append((Target(item, type_name, label, username), result))
             continue
-        item = target.item
-        lines = eylandoo_lines if target.type_name == eylandoo else other_lines
         if lines is not None:
-            lines.append(((target.label, target.username, result.bytes), {"config_id": item.id}))
+            lines.append(((label, username, result.bytes), {"config_id": item.id}))
         counter, lifetime, may_reset = (
             result.bytes,
             result.lifetime_bytes,
@@ -405,7 +425,7 @@ def _advance(
         )
         if counter == item.last_counter and lifetime == item.last_lifetime and not item.stale:
             # The counter the ledger last applied, again: nothing would change.
-            outcomes[(target.type_name, "unchanged")] += 1
+            unchanged += 1
             continue
         kind, usage, settled, last_counter, last_lifetime = advance_fields(
             item.usage_bytes,
@@ -425,11 +445,15 @@ def _advance(
         if kept_drop(item.usage_bytes, item.last_counter, counter, may_reset=may_reset):
             log_kept_usage(item.id, advance(item.state, counter, may_reset=False))
         if same and not item.stale:
-            outcomes[(target.type_name, "unchanged")] += 1
+            unchanged += 1
             continue
         writes.append(
-            _Write(target, result, kind, usage, settled, last_counter, last_lifetime, not same)
+            _Write(
+                item, type_name, result, kind, usage, settled, last_counter, last_lifetime, not same
+            )
         )
+    if unchanged:
+        outcomes[(type_name, "unchanged")] += unchanged
     log_readings(logging.INFO, eylandoo_lines or ())
     log_readings(logging.DEBUG, other_lines or ())
     return writes
@@ -448,7 +472,8 @@ class _Write:
     what the store writes (a `NewLedger`): a first sync has one per config.
     """
 
-    target: Target
+    item: SyncItem
+    type_name: str
     reading: CounterReading
     kind: StepKind
     usage_bytes: int
@@ -465,20 +490,21 @@ class _Write:
         )
         reading = self.reading
         return LedgerStep(
-            self.kind, reading.bytes, self.target.item.state, after, lifetime=reading.lifetime_bytes
+            self.kind, reading.bytes, self.item.state, after, lifetime=reading.lifetime_bytes
         )
 
 
 def _panel_wide_failure(job: PanelJob, failed: list[tuple[Target, HardFailure]]) -> bool:
     """Log one line when every config of a panel failed for one reason; True then."""
     reasons = {failure.reason for _, failure in failed}
-    if len(job.targets) < 2 or len(failed) < len(job.targets) or len(reasons) != 1:
+    size = job.size
+    if size < 2 or len(failed) < size or len(reasons) != 1:
         return False
     (reason,) = reasons
     logger.warning(
         "Panel %s failed for all its %s configs: %s",
         job.panel.id,
-        len(job.targets),
+        size,
         reason,
         extra=ctx(panel_id=job.panel.id, panel_url=job.panel.display_url, reason=reason),
     )

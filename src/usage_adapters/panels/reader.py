@@ -214,15 +214,16 @@ class ListingResult:
         with self.lock:
             self.failure = self.failure or f"{where}: {OUT_OF_TIME}"
 
-    def usable(self) -> dict[str, UsageResult]:
+    def usable(self) -> Iterator[tuple[str, UsageResult]]:
         """The readings that need no single read: unambiguous counters with a usage field."""
-        return {
-            name: result
-            for name, result in self.results.items()
-            if isinstance(result, CounterReading)
-            and result.has_usage_field
-            and name not in self.conflicting
-        }
+        conflicting = self.conflicting
+        for name, result in self.results.items():
+            if (
+                isinstance(result, CounterReading)
+                and result.has_usage_field
+                and name not in conflicting
+            ):
+                yield name, result
 
 
 @attrs.frozen
@@ -594,9 +595,8 @@ class PanelReader:
             listing = self._read_batches(batches, _wanted(wanted), batch)
         else:
             listing = self._read_listing(_wanted(wanted), batch)
-        usable = listing.usable()
-        results.update(usable)
-        rest = [name for name in wanted if name not in usable]
+        results.update(listing.usable())
+        rest = [name for name in wanted if name not in results]
         if rest and listing.failure is None and plan.strategy is not ReadStrategy.SINGLES:
             without_usage = sum(name in listing.results for name in rest)
             logger.info(
@@ -612,6 +612,7 @@ class PanelReader:
                     without_usage=without_usage,
                 ),
             )
+        listing.results.clear()  # its readings are in `results` now
         self._read_singly(rest, listing, batch, results)
         self._log_budget(results, batch)
 

@@ -1,6 +1,9 @@
 """The full sync over fakes: grouping per panel, isolation of failures, totals."""
 
 import logging
+import threading
+import time
+import weakref
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -18,7 +21,7 @@ from tests.fakes import (
     ScriptedSession,
 )
 from usage_core.ledger import LedgerState, advance
-from usage_core.model import Panel, ResellerConfig, Secret
+from usage_core.model import ConfigFilter, Panel, ResellerConfig, Secret, SyncItem
 from usage_core.ports import PanelSession
 from usage_core.readings import NO_USAGE_FIELDS, CounterReading, HardFailure, UsageResult
 from usage_core.sync_all import SyncAllUsage
@@ -241,6 +244,44 @@ class TestSyncAll:
         seen: list[tuple[int, int, int]] = []
         use_case(progress=lambda s: seen.append((s.done, s.configs, s.counts["marzban"]["failed"])))
         assert seen[-1] == (4, 4, 3)
+
+    def test_a_panels_rows_and_readings_are_let_go_once_it_is_applied(self) -> None:
+        """While a slow panel is still read, the configs of a panel already applied are freed."""
+        configs = [cfg(i, 1, 1 + i % 2, f"u{i}") for i in range(1, 9)]
+        use_case, store, _, _ = run(configs, {}, [1])
+        items: dict[int, list[weakref.ref[SyncItem]]] = {1: [], 2: []}
+        synced_items = store.synced_items
+
+        def tracked(only: ConfigFilter | None = None) -> list[SyncItem]:
+            read = synced_items(only)
+            for item in read:
+                items[item.panel_id or 0].append(weakref.ref(item))
+            return read
+
+        store.synced_items = tracked  # type: ignore[method-assign]
+        first_applied = threading.Event()
+        freed: list[bool] = []
+
+        class Slow(ScriptedSession):
+            def fetch_many(self, usernames: Sequence[str]) -> dict[str, UsageResult]:
+                first_applied.wait(5)
+                deadline = time.monotonic() + 5
+                while any(ref() is not None for ref in items[1]) and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                freed.append(all(ref() is None for ref in items[1]))
+                return {name: reading(7) for name in usernames}
+
+        class Clients(ScriptedPanelClients):
+            def open(self, panel: Panel) -> PanelSession:
+                if panel.id == 2:
+                    return Slow({})
+                return ScriptedSession({f"u{i}": reading(i) for i in range(1, 9)})
+
+        use_case.clients = Clients({})
+        summary = use_case(progress=lambda _: first_applied.set())
+        assert freed == [True]
+        assert summary.total("updated") == 8
+        assert all(ref() is None for ref in items[2])
 
     def test_row_changed_under_the_batch_is_retried(self) -> None:
         """The app's reset between the read and the batch write is kept, and growth added."""
