@@ -42,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 # Rows per statement of a MySQL joined update, and per read-back query.
 _CHUNK = 1000
+# A row's `meta` text up to this long is kept as its version; a longer one by its hash.
+_KEPT_META_CHARS = 16
 
 _c = t.reseller_configs.c
 _META_TEXT = cast(_c.meta, Text).label("meta_text")
@@ -107,7 +109,7 @@ def _ledger_of(config_id: int, usage_bytes: int | None, meta: Mapping[str, objec
 
 
 def _item(row: Any, shared: dict[Any, Any]) -> SyncItem:
-    """A config row with its ledger and the version its guarded write needs: its `meta` as read.
+    """A config row with its ledger and the version its guarded write needs (`_meta_version`).
 
     `shared` holds one copy of each status and type string, reseller id and
     limit: a full sync keeps every row, and these repeat across them.
@@ -155,10 +157,70 @@ def _item(row: Any, shared: dict[Any, Any]) -> SyncItem:
         settled,
         counter,
         lifetime,
-        meta_text,
+        _meta_version(meta_text),
         stale,
         problem,
     )
+
+
+def _grouped(
+    writes: Sequence[tuple[ReadLedger, NewLedger]], texts: Mapping[int, str | None]
+) -> dict[tuple[bool, bool, bool], list[tuple[Any, ...]]]:
+    """Rows of `_WRITE_FIELDS`, grouped by the statement they need.
+
+    A row read with a long `meta` kept only its text's hash (`_meta_version`): its
+    text as read again (`texts`) is its guard, when it hashes alike; when not, the
+    row changed since it was read and is left out, as a guard would leave it.
+    """
+    groups: dict[tuple[bool, bool, bool], list[tuple[Any, ...]]] = defaultdict(list)
+    for read, after in writes:
+        config_id, meta_text = read.config_id, read.version
+        if type(meta_text) is int:
+            digest = meta_text
+            meta_text = texts.get(config_id)
+            if meta_text is None or hash(meta_text) != digest:
+                continue
+        elif meta_text is not None and type(meta_text) is not str:
+            msg = "a ledger snapshot from another store"
+            raise TypeError(msg)
+        usage, settled, lifetime = after.usage_bytes, after.settled_bytes, after.last_lifetime
+        meta_is_object, has_lifetime = _meta_shape(config_id, meta_text)
+        key = (meta_is_object, settled != read.settled_bytes, lifetime is not None or has_lifetime)
+        groups[key].append(
+            (
+                config_id,
+                read.usage_bytes,
+                meta_text or "",
+                usage,
+                after.last_counter,
+                usage + settled,
+                settled,
+                lifetime,
+            )
+        )
+    return groups
+
+
+def _meta_texts(conn: Connection, config_ids: Sequence[int]) -> dict[int, str | None]:
+    """The `meta` text of each live config of `config_ids`, read now."""
+    texts: dict[int, str | None] = {}
+    for start in range(0, len(config_ids), _CHUNK):
+        chunk = config_ids[start : start + _CHUNK]
+        query = select(_c.id, _META_TEXT).where(_c.id.in_(chunk), _c.deleted_at.is_(None))
+        texts.update((config_id, text) for config_id, text in conn.execute(query))
+    return texts
+
+
+def _meta_version(meta_text: str | None) -> str | int | None:
+    """What a row keeps of its `meta` for the guarded write: the text, or a long one's hash.
+
+    A full sync keeps every row it reads and writes few of them: a long text (the
+    ledger's own keys make one) is read again for the rows written, and guards
+    their write if it still hashes to what was read.
+    """
+    if meta_text is None or len(meta_text) <= _KEPT_META_CHARS:
+        return meta_text
+    return hash(meta_text)
 
 
 def _selected_by(only: ConfigFilter) -> Any:
@@ -276,40 +338,11 @@ class SqlConfigRepository:
         """Write each ledger unless its row changed since it was read; the ids written."""
         if not writes:
             return set()
-        # Rows of `_WRITE_FIELDS`, grouped by the statement they need.
-        groups: dict[tuple[bool, bool, bool], list[tuple[Any, ...]]] = defaultdict(list)
-        for read, after in writes:
-            meta_text = read.version
-            if meta_text is not None and type(meta_text) is not str:
-                msg = "a ledger snapshot from another store"
-                raise TypeError(msg)
-            config_id, usage, settled, lifetime = (
-                read.config_id,
-                after.usage_bytes,
-                after.settled_bytes,
-                after.last_lifetime,
-            )
-            meta_is_object, has_lifetime = _meta_shape(config_id, meta_text)
-            key = (
-                meta_is_object,
-                settled != read.settled_bytes,
-                lifetime is not None or has_lifetime,
-            )
-            groups[key].append(
-                (
-                    config_id,
-                    read.usage_bytes,
-                    meta_text or "",
-                    usage,
-                    after.last_counter,
-                    usage + settled,
-                    settled,
-                    lifetime,
-                )
-            )
         matched = 0
         with self._engine.begin() as conn:
-            for shape, rows in groups.items():
+            hashed = [read.config_id for read, _ in writes if type(read.version) is int]
+            texts = _meta_texts(conn, hashed) if hashed else {}
+            for shape, rows in _grouped(writes, texts).items():
                 if self._joined:
                     matched += _joined_updates(conn, self._dialect, rows, shape)
                 else:

@@ -253,6 +253,36 @@ class TestBulk:
             assert sorted(selected + others) == sorted(ids.values())
         assert store.active_panel_keys() == {(first, "marzban"), (None, "marzban"), (None, "xui")}
 
+    def test_a_long_meta_read_again_guards_its_batch_write(self, original_db) -> None:
+        """A row kept by its meta's hash is written when its meta is as read, and only then."""
+        db = original_db
+        reseller = insert_reseller(db.engine)
+        long_meta = {"settled_usage_bytes": 7, "note": "n" * 40, LAST_COUNTER_KEY: 50}
+        ids = [
+            insert_config(
+                db.engine, reseller_id=reseller, usage_bytes=50, meta={**long_meta, "n": i}
+            )
+            for i in range(4)
+        ]
+        store = SqlConfigRepository(db.engine)
+        items = store.synced_items()
+        assert all(type(item.version) is int for item in items)
+        with db.engine.begin() as conn:
+            # The app rewrites one row's meta, and deletes another, after the sync read them.
+            conn.execute(
+                text("UPDATE reseller_configs SET meta = :m WHERE id = :i"),
+                {"m": json.dumps({**long_meta, "n": 1, "app": "changed"}), "i": ids[1]},
+            )
+            conn.execute(
+                text("UPDATE reseller_configs SET deleted_at = '2026-11-27' WHERE id = :i"),
+                {"i": ids[2]},
+            )
+        writes = [(item, LedgerState(80, 7, 80)) for item in items]
+        assert store.save_ledgers(writes) == {ids[0], ids[3]}
+        assert meta_of(db, ids[0]) == {**long_meta, "n": 0, LAST_COUNTER_KEY: 80, COUNTED_KEY: 87}
+        assert meta_of(db, ids[1]) == {**long_meta, "n": 1, "app": "changed"}
+        assert fetch_row(db.engine, "reseller_configs", ids[2])["usage_bytes"] == 50
+
     def test_batch_write_skips_rows_changed_underneath(self, original_db) -> None:
         """Rows still as read are written in one batch; a row the app changed is not."""
         db = original_db
