@@ -1,6 +1,7 @@
 """Reading a listing's elements as they are decoded gives what `json.loads` gives, or fails so."""
 
 import json
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
@@ -59,6 +60,17 @@ def loaded(body: bytes) -> object:
     return apply_elements(json.loads(body), ARRAYS, seen, UNREAD)
 
 
+def refused_or_alike(body: bytes, decode: Callable[[bytes], object]) -> None:
+    """`decode(body)` gives what `loaded(body)` gives, or is refused where `json.loads` is."""
+    try:
+        expected = loaded(body)
+    except ValueError:
+        with pytest.raises(REFUSED):
+            decode(body)
+    else:
+        assert decode(body) == expected
+
+
 @given(DOCUMENTS, LAYOUTS, st.integers(min_value=1, max_value=40))
 def test_any_document_decodes_as_json_loads_does(
     document: object, layout: dict[str, object], window: int
@@ -81,13 +93,7 @@ def test_a_damaged_document_fails_as_json_loads_fails(
     text = json.dumps(document, ensure_ascii=False)
     at = where % (len(text) + 1)
     body = (text[:at] + put + text[at + 1 :]).encode()
-    try:
-        expected = loaded(body)
-    except ValueError:
-        with pytest.raises(REFUSED):
-            streamed(body, window)
-    else:
-        assert streamed(body, window) == expected
+    refused_or_alike(body, lambda body: streamed(body, window))
 
 
 @given(
@@ -118,14 +124,12 @@ def test_a_damaged_body_arriving_in_chunks_fails_as_json_loads_fails(
     text = json.dumps(document, ensure_ascii=False)
     at = where % (len(text) + 1)
     body = (text[:at] + put + text[at + 1 :]).encode()
-    chunks = (body[n : n + 3] for n in range(0, len(body), 3))
-    try:
-        expected = loaded(body)
-    except ValueError:
-        with pytest.raises(REFUSED):
-            decode_arriving(chunks, ARRAYS, seen, UNREAD, window=5)
-    else:
-        assert decode_arriving(chunks, ARRAYS, seen, UNREAD, window=5) == expected
+    refused_or_alike(
+        body,
+        lambda body: decode_arriving(
+            (body[n : n + 3] for n in range(0, len(body), 3)), ARRAYS, seen, UNREAD, window=5
+        ),
+    )
 
 
 def test_the_listing_arrays_are_read_element_by_element() -> None:
@@ -182,11 +186,4 @@ def test_a_long_unread_string_is_stepped_over_in_any_window(window: int) -> None
     assert streamed(body, window) == {"skip": None, "obj": [{"settings": None, "n": 1}]}
     for at in range(body.index(b"clients"), len(body), 7):
         for bad in (b"\\x", b"\\u12g4", b"\x01", b"\\", b'"'):
-            damaged = body[:at] + bad + body[at:]
-            try:
-                expected = loaded(damaged)
-            except ValueError:
-                with pytest.raises(REFUSED):
-                    streamed(damaged, window)
-            else:
-                assert streamed(damaged, window) == expected
+            refused_or_alike(body[:at] + bad + body[at:], lambda body: streamed(body, window))
