@@ -214,6 +214,7 @@ class SyncAllUsage:
     def _results_of(
         self, job: PanelJob, future: Future[dict[str, UsageResult]]
     ) -> dict[str, UsageResult] | None:
+        """The panel's results; None, logged, when its fetch raised."""
         try:
             return future.result()
         except Exception as exc:

@@ -352,6 +352,7 @@ class PanelReader:
         a batch: the rejection is then the panel's answer; with `renew` false
         it is never renewed. When the rejection was a 404 (a route that
         worked before), `route_lost` replaces sending the same request again.
+        With `decode`, a large reply is decoded as it arrives (`HttpChannel.send`).
         """
         credential = self._credential(batch)
         if isinstance(credential, HardFailure):
