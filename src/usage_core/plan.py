@@ -36,11 +36,6 @@ class TargetGroup:
     items: list[SyncItem] = attrs.field(factory=list)
     usernames: list[str] = attrs.field(factory=list)
 
-    def targets(self, start: int = 0, stop: int | None = None) -> list[Target]:
-        """The configs from `start` to `stop` as `Target`s."""
-        pairs = zip(self.items[start:stop], self.usernames[start:stop], strict=True)
-        return [Target(item, self.type_name, self.label, name) for item, name in pairs]
-
 
 @attrs.define
 class PanelJob:
@@ -62,7 +57,11 @@ class PanelJob:
     @property
     def targets(self) -> list[Target]:
         """Every config read from the panel as a `Target`, built now."""
-        return [target for group in self.groups for target in group.targets()]
+        return [
+            Target(item, group.type_name, group.label, name)
+            for group in self.groups
+            for item, name in zip(group.items, group.usernames, strict=True)
+        ]
 
 
 class Unread(enum.Enum):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from itertools import chain
 from operator import itemgetter
 from typing import Any
@@ -203,12 +203,17 @@ def _grouped(
 
 def _meta_texts(conn: Connection, config_ids: Sequence[int]) -> dict[int, str | None]:
     """The `meta` text of each live config of `config_ids`, read now."""
-    texts: dict[int, str | None] = {}
+    rows = _by_ids(conn, config_ids, (_c.id, _META_TEXT), _c.deleted_at.is_(None))
+    return dict(rows)
+
+
+def _by_ids(
+    conn: Connection, config_ids: Sequence[int], columns: tuple[Any, ...], *where: Any
+) -> Iterator[Any]:
+    """The rows of `columns` of the configs with `config_ids`: one query a chunk of ids."""
     for start in range(0, len(config_ids), _CHUNK):
         chunk = config_ids[start : start + _CHUNK]
-        query = select(_c.id, _META_TEXT).where(_c.id.in_(chunk), _c.deleted_at.is_(None))
-        texts.update((config_id, text) for config_id, text in conn.execute(query))
-    return texts
+        yield from conn.execute(select(*columns).where(_c.id.in_(chunk), *where))
 
 
 def _meta_version(meta_text: str | None) -> str | int | None:
@@ -384,21 +389,17 @@ class SqlConfigRepository:
 
     def _landed(self, expected: dict[int, NewLedger]) -> set[int]:
         landed: set[int] = set()
-        ids = list(expected)
         with self._engine.connect() as conn:
-            for start in range(0, len(ids), _CHUNK):
-                chunk = ids[start : start + _CHUNK]
-                query = select(_c.id, _c.usage_bytes, _META_TEXT).where(_c.id.in_(chunk))
-                for row in conn.execute(query):
-                    after = expected[row.id]
-                    try:
-                        meta = parse_meta(row.id, row.meta_text)
-                    except StoreError:
-                        continue
-                    if row.usage_bytes == after.usage_bytes and meta.get(LAST_COUNTER_KEY) == (
-                        after.last_counter
-                    ):
-                        landed.add(row.id)
+            for row in _by_ids(conn, list(expected), (_c.id, _c.usage_bytes, _META_TEXT)):
+                after = expected[row.id]
+                try:
+                    meta = parse_meta(row.id, row.meta_text)
+                except StoreError:
+                    continue
+                if row.usage_bytes == after.usage_bytes and meta.get(LAST_COUNTER_KEY) == (
+                    after.last_counter
+                ):
+                    landed.add(row.id)
         return landed
 
 
