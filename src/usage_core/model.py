@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from urllib.parse import urlsplit, urlunsplit
 
@@ -320,10 +320,11 @@ class SyncWork:
         resellers: The active traffic resellers.
         items: Every non-deleted config of those resellers, any status; only
             the `active` ones are fetched, all of them count toward totals.
+            Read once, as they are iterated (a store's rows may stream in).
     """
 
     resellers: list[ResellerUsage]
-    items: list[SyncItem]
+    items: Iterable[SyncItem]
 
 
 @attrs.frozen

@@ -6,35 +6,115 @@ Pure: the work read from the database and the panels go in, the plan comes out.
 from __future__ import annotations
 
 import enum
+from array import array
 
 import attrs
 
+from usage_core.ledger import LedgerState
 from usage_core.model import Panel, PanelType, ResellerConfig, SyncItem, SyncWork
 from usage_core.targets import PanelDirectory, effective_panel_type, panel_username, resolve_panel
+
+# A counter or lifetime the ledger has not got yet, in a column of numbers: no
+# byte count is negative.
+NO_BYTES = -1
+_INT64 = "q"
+_OUT_OF_RANGE = "usage_bytes is out of the 64-bit range"
 
 
 @attrs.define(eq=False)
 class Target:
     """One config to read from its panel, under the name the panel knows it by."""
 
-    item: SyncItem
+    config_id: int
     type_name: str
     label: str
     username: str
 
 
+@attrs.frozen
+class ReadRow:
+    """A config's ledger as a full sync read it: what its write and its log lines need.
+
+    Built from a `TargetGroup`'s columns for the rows a reading moves.
+    """
+
+    config_id: int
+    reseller_id: int
+    usage_bytes: int
+    settled_bytes: int
+    last_counter: int | None
+    last_lifetime: int | None
+    version: object
+    stale: bool
+
+    @property
+    def state(self) -> LedgerState:
+        """The ledger as read."""
+        return LedgerState(
+            self.usage_bytes, self.settled_bytes, self.last_counter, self.last_lifetime
+        )
+
+
+def _int64s() -> array[int]:
+    return array(_INT64)
+
+
 @attrs.define(eq=False)
 class TargetGroup:
-    """A panel's configs read under one type and label: their rows and their panel names.
+    """A panel's configs read under one type and label: their ledgers as read, and names.
 
-    A full sync plans a million configs: two lists of them here, rather than
-    an object for each (`Target`s are built for the few that need one).
+    A full sync plans a million configs, and holds them while the panels answer:
+    kept as columns of plain numbers (a few bytes a config) rather than an
+    object for each. `row(i)` builds the record of one when a reading moves it.
     """
 
     type_name: str
     label: str
-    items: list[SyncItem] = attrs.field(factory=list)
     usernames: list[str] = attrs.field(factory=list)
+    ids: array[int] = attrs.field(factory=_int64s)
+    reseller_ids: array[int] = attrs.field(factory=_int64s)
+    usage: array[int] = attrs.field(factory=_int64s)
+    settled: array[int] = attrs.field(factory=_int64s)
+    # `NO_BYTES` for None.
+    counters: array[int] = attrs.field(factory=_int64s)
+    lifetimes: array[int] = attrs.field(factory=_int64s)
+    versions: list[object] = attrs.field(factory=list)
+    stale: bytearray = attrs.field(factory=bytearray)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def add(self, item: SyncItem, username: str) -> bool:
+        """Keep `item` under `username`; False, keeping nothing, when a number outgrows 64 bits."""
+        try:
+            # The only column read from the database unchecked: appended first.
+            self.usage.append(item.usage_bytes)
+        except OverflowError:
+            return False
+        self.ids.append(item.id)
+        self.reseller_ids.append(item.reseller_id)
+        self.settled.append(item.settled_bytes)
+        counter, lifetime = item.last_counter, item.last_lifetime
+        self.counters.append(NO_BYTES if counter is None else counter)
+        self.lifetimes.append(NO_BYTES if lifetime is None else lifetime)
+        self.versions.append(item.version)
+        self.stale.append(item.stale)
+        self.usernames.append(username)
+        return True
+
+    def row(self, index: int) -> ReadRow:
+        """The ledger as read of the config at `index`."""
+        counter, lifetime = self.counters[index], self.lifetimes[index]
+        return ReadRow(
+            self.ids[index],
+            self.reseller_ids[index],
+            self.usage[index],
+            self.settled[index],
+            None if counter == NO_BYTES else counter,
+            None if lifetime == NO_BYTES else lifetime,
+            self.versions[index],
+            bool(self.stale[index]),
+        )
 
 
 @attrs.define
@@ -47,7 +127,7 @@ class PanelJob:
     @property
     def size(self) -> int:
         """How many configs are read from the panel."""
-        return sum(len(group.items) for group in self.groups)
+        return sum(len(group) for group in self.groups)
 
     @property
     def usernames(self) -> list[str]:
@@ -58,9 +138,9 @@ class PanelJob:
     def targets(self) -> list[Target]:
         """Every config read from the panel as a `Target`, built now."""
         return [
-            Target(item, group.type_name, group.label, name)
+            Target(config_id, group.type_name, group.label, name)
             for group in self.groups
-            for item, name in zip(group.items, group.usernames, strict=True)
+            for config_id, name in zip(group.ids, group.usernames, strict=True)
         ]
 
 
@@ -134,8 +214,9 @@ def plan_sync(
         group = groups.get(key)
         if group is None:
             group = groups[key] = _group_of(jobs, panel, type_name, label)
-        group.items.append(item)
-        group.usernames.append(username)
+        if not group.add(item, username):
+            config = attrs.evolve(item.config, problem=_OUT_OF_RANGE)
+            unread.append(UnreadConfig(config, Unread.BAD_ROW, item.panel_type, ""))
     return SyncPlan(list(jobs.values()), unread, configs, eylandoo)
 
 

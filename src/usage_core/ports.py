@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -27,7 +27,7 @@ from usage_core.readings import RemoteResult, UsageResult
 class ReadLedger(Protocol):
     """A ledger as it was read: what a guarded write of it needs.
 
-    A `LedgerSnapshot`, or the `SyncItem` a full sync read it with.
+    A `LedgerSnapshot`, or the `ReadRow` a full sync read it as.
     """
 
     @property
@@ -105,10 +105,12 @@ class ConfigRepository(Protocol):
         """
         ...
 
-    def synced_items(self, only: ConfigFilter | None = None) -> list[SyncItem]:
+    def synced_items(self, only: ConfigFilter | None = None) -> Iterable[SyncItem]:
         """Every config of the synced resellers, any status, with its ledger as read.
 
         With `only`, just the configs it selects (one job of a fan-out by panel).
+        Iterated once: a store may read the rows as they are taken, so that a
+        caller need not hold them all.
         """
         ...
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 
 import attrs
@@ -29,7 +29,16 @@ from usage_core.ledger import (
 )
 from usage_core.log import NOTICE, Line, ctx
 from usage_core.model import PanelType, ResellerUsage, SyncItem, SyncWork
-from usage_core.plan import PanelJob, Target, TargetGroup, Unread, UnreadConfig, plan_sync
+from usage_core.plan import (
+    NO_BYTES,
+    PanelJob,
+    ReadRow,
+    Target,
+    TargetGroup,
+    Unread,
+    UnreadConfig,
+    plan_sync,
+)
 from usage_core.ports import (
     Clock,
     ConfigRepository,
@@ -131,23 +140,22 @@ class SyncAllUsage:
     ) -> tuple[SyncSummary, list[ResellerUsage], dict[int, int]]:
         """Read, fetch, apply and write; the summary, the resellers and their configs' sums.
 
-        With `panel_ids`, only the configs that those panels own. The rows read
-        are let go as the run goes: those not read from a panel once they are
-        summed, each panel's once it is applied.
+        With `panel_ids`, only the configs that those panels own. The rows are
+        summed and planned as they are read, so that what is held is the plan's
+        columns, not the rows; each panel's go once it is applied.
         """
         summary = SyncSummary(started_at=self.clock.now())
         logger.log(NOTICE, "Starting reseller usage sync")
         directory = PanelDirectory(self.panels.all())
         only = directory.owned_by(panel_ids) if panel_ids is not None else None
-        work = SyncWork(self.resellers.synced(), self.configs.synced_items(only))
-        summary.resellers = len(work.resellers)
-        for reseller in work.resellers:
+        resellers = self.resellers.synced()
+        summary.resellers = len(resellers)
+        for reseller in resellers:
             logger.info("Syncing usage for reseller %s", reseller.id)
-        plan = plan_sync(work, directory, panel_ids)
-        resellers = work.resellers
         # Usage plus settled bytes as read, to which each write adds what it moved.
-        sums = reseller_sums(work.items, {})
-        del work
+        sums: dict[int, int] = {}
+        items = _summed(self.configs.synced_items(only), sums)
+        plan = plan_sync(SyncWork(resellers, items), directory, panel_ids)
         summary.configs = plan.configs
         summary.eylandoo_configs_processed = plan.eylandoo_configs
         summary.panels = len(plan.jobs)
@@ -247,7 +255,7 @@ class SyncAllUsage:
         added: Counter[int] = Counter()
         writes: list[_Write] = []
         for group in job.groups:
-            for start in range(0, len(group.items), WRITE_BATCH):
+            for start in range(0, len(group), WRITE_BATCH):
                 writes += _advance(group, start, found, missing, failed=failed, outcomes=outcomes)
                 # Written once a batch's worth is pending: few rows change in most runs.
                 if len(writes) >= WRITE_BATCH:
@@ -278,13 +286,13 @@ class SyncAllUsage:
             log_fetch_result(
                 target.label,
                 target.username,
-                target.item.id,
+                target.config_id,
                 job.panel,
                 failure,
                 failure_level=level,
             )
             summary.fail(
-                target.type_name, FailedConfig(target.item.id, job.panel.id, failure.reason)
+                target.type_name, FailedConfig(target.config_id, job.panel.id, failure.reason)
             )
 
     def _write(self, writes: list[_Write], summary: SyncSummary, panel_id: int) -> Counter[int]:
@@ -293,47 +301,47 @@ class SyncAllUsage:
         for start in range(0, len(writes), WRITE_BATCH):
             batch = writes[start : start + WRITE_BATCH]
             try:
-                written = self.configs.save_ledgers([(write.item, write) for write in batch])
+                written = self.configs.save_ledgers([(write.read, write) for write in batch])
             except Exception as exc:
                 if isinstance(exc, self.abort_on):
                     raise
                 _log_failure(exc, "Failed to write a batch of %s configs", len(batch))
                 reason = str(exc) if isinstance(exc, UsageSyncError) else type(exc).__name__
                 for write in batch:
-                    failure = FailedConfig(write.item.id, panel_id, reason)
+                    failure = FailedConfig(write.read.config_id, panel_id, reason)
                     summary.fail(write.type_name, failure)
                 continue
             updated: Counter[str] = Counter()
             for write in batch:
-                item = write.item
-                if item.id in written:
-                    added[item.reseller_id] += _bytes_added(item, write)
+                read = write.read
+                if read.config_id in written:
+                    added[read.reseller_id] += _bytes_added(read, write)
                     if not write.changed:
                         summary.count(write.type_name, "unchanged")
                         continue
                     updated[write.type_name] += 1
                     if write.kind is StepKind.RESET:
                         summary.resets += 1
-                        log_reset(item.id, write.step())
+                        log_reset(read.config_id, write.step())
                     continue
                 landed = self._retry(write, summary, panel_id)
                 if landed is not None:
                     self._count_step(write, landed, summary)
-                    added[item.reseller_id] += _bytes_added(item, landed.after)
+                    added[read.reseller_id] += _bytes_added(read, landed.after)
             for type_name, n in updated.items():
                 summary.count(type_name, "updated", n)
         return added
 
     def _retry(self, write: _Write, summary: SyncSummary, panel_id: int) -> LedgerStep | None:
         """A row changed under the batch write: re-read and apply it on its own."""
-        item, reading, type_name = write.item, write.reading, write.type_name
-        config_id = item.id
+        read, reading, type_name = write.read, write.reading, write.type_name
+        config_id = read.config_id
         try:
             retried = record_counter(
                 self.configs,
                 config_id,
                 reading.bytes,
-                item.last_counter,
+                read.last_counter,
                 may_reset=reading.has_usage_field,
                 lifetime=reading.lifetime_bytes,
             )
@@ -356,7 +364,7 @@ class SyncAllUsage:
         summary.count(write.type_name, "updated")
         if step.kind is StepKind.RESET:
             summary.resets += 1
-            log_reset(write.item.id, step)
+            log_reset(write.read.config_id, step)
 
     # -- totals -------------------------------------------------------------------
 
@@ -412,47 +420,36 @@ def _advance(
     lines = eylandoo_lines if type_name == eylandoo else other_lines
     stop = start + WRITE_BATCH
     unchanged = 0
-    for item, username in zip(group.items[start:stop], group.usernames[start:stop], strict=True):
+    rows = zip(
+        group.usernames[start:stop],
+        group.ids[start:stop],
+        group.counters[start:stop],
+        group.lifetimes[start:stop],
+        group.stale[start:stop],
+        strict=True,
+    )
+    for index, (username, config_id, last_counter, last_lifetime, stale) in enumerate(rows, start):
         result = found.get(username, missing)
         if not isinstance(result, CounterReading):
-            failed.append((Target(item, type_name, label, username), result))
+            failed.append((Target(config_id, type_name, label, username), result))
             continue
         if lines is not None:
-            lines.append(((label, username, result.bytes), {"config_id": item.id}))
-        counter, lifetime, may_reset = (
-            result.bytes,
-            result.lifetime_bytes,
-            result.has_usage_field,
-        )
-        if counter == item.last_counter and lifetime == item.last_lifetime and not item.stale:
+            lines.append(((label, username, result.bytes), {"config_id": config_id}))
+        counter, lifetime = result.bytes, result.lifetime_bytes
+        if (
+            counter == last_counter
+            and (NO_BYTES if lifetime is None else lifetime) == last_lifetime
+            and not stale
+        ):
             # The counter the ledger last applied, again: nothing would change.
             unchanged += 1
             continue
-        kind, usage, settled, last_counter, last_lifetime = advance_fields(
-            item.usage_bytes,
-            item.settled_bytes,
-            item.last_counter,
-            item.last_lifetime,
-            counter,
-            may_reset=may_reset,
-            lifetime=lifetime,
-        )
-        same = (
-            usage == item.usage_bytes
-            and settled == item.settled_bytes
-            and last_counter == item.last_counter
-            and last_lifetime == item.last_lifetime
-        )
-        if kept_drop(item.usage_bytes, item.last_counter, counter, may_reset=may_reset):
-            log_kept_usage(item.id, advance(item.state, counter, may_reset=False))
-        if same and not item.stale:
+        read = group.row(index)
+        write = _moved(read, type_name, result)
+        if write is None:
             unchanged += 1
-            continue
-        writes.append(
-            _Write(
-                item, type_name, result, kind, usage, settled, last_counter, last_lifetime, not same
-            )
-        )
+        else:
+            writes.append(write)
     if unchanged:
         outcomes[(type_name, "unchanged")] += unchanged
     log_readings(logging.INFO, eylandoo_lines or ())
@@ -460,9 +457,45 @@ def _advance(
     return writes
 
 
-def _bytes_added(item: SyncItem, after: NewLedger) -> int:
+def _moved(read: ReadRow, type_name: str, reading: CounterReading) -> _Write | None:
+    """The write of a row that `reading` moves, or whose stale keys need writing; else None."""
+    counter, may_reset = reading.bytes, reading.has_usage_field
+    kind, usage, settled, last_counter, last_lifetime = advance_fields(
+        read.usage_bytes,
+        read.settled_bytes,
+        read.last_counter,
+        read.last_lifetime,
+        counter,
+        may_reset=may_reset,
+        lifetime=reading.lifetime_bytes,
+    )
+    same = (
+        usage == read.usage_bytes
+        and settled == read.settled_bytes
+        and last_counter == read.last_counter
+        and last_lifetime == read.last_lifetime
+    )
+    if kept_drop(read.usage_bytes, read.last_counter, counter, may_reset=may_reset):
+        log_kept_usage(read.config_id, advance(read.state, counter, may_reset=False))
+    if same and not read.stale:
+        return None
+    return _Write(
+        read, type_name, reading, kind, usage, settled, last_counter, last_lifetime, not same
+    )
+
+
+def _bytes_added(read: ReadRow, after: NewLedger) -> int:
     """What writing `after` adds to the config's total as read (usage plus settled)."""
-    return after.usage_bytes + after.settled_bytes - item.usage_bytes - item.settled_bytes
+    return after.usage_bytes + after.settled_bytes - read.usage_bytes - read.settled_bytes
+
+
+def _summed(items: Iterable[SyncItem], sums: dict[int, int]) -> Iterator[SyncItem]:
+    """`items`, adding each one's usage plus settled bytes to `sums` as it passes."""
+    for item in items:
+        sums[item.reseller_id] = (
+            sums.get(item.reseller_id, 0) + item.usage_bytes + item.settled_bytes
+        )
+        yield item
 
 
 @attrs.define(eq=False)
@@ -473,7 +506,7 @@ class _Write:
     what the store writes (a `NewLedger`): a first sync has one per config.
     """
 
-    item: SyncItem
+    read: ReadRow
     type_name: str
     reading: CounterReading
     kind: StepKind
@@ -491,7 +524,7 @@ class _Write:
         )
         reading = self.reading
         return LedgerStep(
-            self.kind, reading.bytes, self.item.state, after, lifetime=reading.lifetime_bytes
+            self.kind, reading.bytes, self.read.state, after, lifetime=reading.lifetime_bytes
         )
 
 

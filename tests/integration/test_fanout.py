@@ -168,10 +168,12 @@ class TestFanOut:
         read: list[int] = []
         synced_items = SqlConfigRepository.synced_items
 
-        def counted(self: SqlConfigRepository, only: ConfigFilter | None = None) -> list[SyncItem]:
-            items = synced_items(self, only)
-            read.extend(item.id for item in items)
-            return items
+        def counted(
+            self: SqlConfigRepository, only: ConfigFilter | None = None
+        ) -> Iterator[SyncItem]:
+            for item in synced_items(self, only):
+                read.append(item.id)
+                yield item
 
         monkeypatch.setattr(SqlConfigRepository, "synced_items", counted)
         with claimed_redis_db() as redis:

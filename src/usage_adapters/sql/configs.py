@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Engine, Text, and_, bindparam, cast, or_, sel
 
 from usage_adapters.sql import tables as t
 from usage_adapters.sql.engine import dialect_of
-from usage_adapters.sql.errors import translated
+from usage_adapters.sql.errors import database_errors, translated
 from usage_adapters.sql.meta import (
     COUNTED_KEY,
     LAST_COUNTER_KEY,
@@ -274,11 +274,12 @@ class SqlConfigRepository:
         state, stale = _stored_ledger(config_id, int(row.usage_bytes or 0), meta)
         return LedgerSnapshot(config_id, state, row.meta_text, stale=stale)
 
-    @translated
-    def synced_items(self, only: ConfigFilter | None = None) -> list[SyncItem]:
+    def synced_items(self, only: ConfigFilter | None = None) -> Iterator[SyncItem]:
         """Every config of the synced resellers (active, traffic), any status, in id order.
 
         With `only`, just the configs it selects (one job of a fan-out by panel).
+        The rows are read as they are taken, a few thousand at a time, over one
+        connection held until the last is taken or the iterator is closed.
         """
         r = t.resellers.c
         query = (
@@ -290,10 +291,12 @@ class SqlConfigRepository:
         if only is not None:
             query = query.where(_selected_by(only))
         shared: dict[Any, Any] = {}
-        with self._engine.connect() as conn:
+        # Translated here: a generator's errors arise as it is iterated, not when called.
+        with database_errors(), self._engine.connect() as conn:
             rows = conn.execution_options(yield_per=5000).execute(query)
             # By partition: iterating a result row by row costs a fetch call a row.
-            return [_item(row, shared) for part in rows.partitions() for row in part]
+            for part in rows.partitions():
+                yield from [_item(row, shared) for row in part]
 
     @translated
     def active_panel_keys(self) -> set[tuple[int | None, str]]:

@@ -223,7 +223,7 @@ class TestBulk:
         insert_config(db.engine, reseller_id=keep, external_username="c", deleted_at="2025-11-05")
         insert_config(db.engine, reseller_id=skip, external_username="d")
         resellers = SqlResellerRepository(db.engine).synced()
-        items = SqlConfigRepository(db.engine).synced_items()
+        items = list(SqlConfigRepository(db.engine).synced_items())
         assert [(r.id, r.used_bytes, r.forgiven_bytes) for r in resellers] == [(keep, 5, 2)]
         assert [i.config.id for i in items] == [active, disabled]
 
@@ -265,7 +265,7 @@ class TestBulk:
             for i in range(4)
         ]
         store = SqlConfigRepository(db.engine)
-        items = store.synced_items()
+        items = list(store.synced_items())
         assert all(type(item.version) is int for item in items)
         with db.engine.begin() as conn:
             # The app rewrites one row's meta, and deletes another, after the sync read them.
@@ -296,7 +296,7 @@ class TestBulk:
         ]
         raced = insert_config(db.engine, reseller_id=reseller, external_username="r", usage_bytes=9)
         store = SqlConfigRepository(db.engine)
-        items = store.synced_items()
+        items = list(store.synced_items())
         with db.engine.begin() as conn:
             conn.execute(
                 text("UPDATE reseller_configs SET usage_bytes = 0 WHERE id = :i"), {"i": raced}

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import make_url, text
 
+from usage_adapters.sql.configs import SqlConfigRepository
 from usage_adapters.sql.engine import create_store_engine
 from usage_adapters.sql.resellers import SqlResellerRepository
 from usage_core.errors import DatabaseMissingError, DatabaseUnavailableError, MissingTablesError
@@ -35,6 +36,18 @@ class TestTranslation:
             conn.execute(text("ALTER TABLE resellers RENAME TO resellers_elsewhere"))
         with pytest.raises(MissingTablesError):
             read_resellers(original_db.url)
+
+    def test_streamed_rows_fail_as_the_core_error(self, original_db) -> None:
+        """Streamed rows raise the core's error as they are taken, not SQLAlchemy's."""
+        with original_db.engine.begin() as conn:
+            conn.execute(text("ALTER TABLE reseller_configs RENAME TO configs_elsewhere"))
+        engine = create_store_engine(original_db.url)
+        try:
+            rows = SqlConfigRepository(engine).synced_items()
+            with pytest.raises(MissingTablesError):
+                next(iter(rows))
+        finally:
+            engine.dispose()
 
     def test_missing_database(self, original_db, tmp_path: Path) -> None:
         """A database that does not exist is unavailable, not a database without tables."""

@@ -53,7 +53,7 @@ class TestPlan:
     def test_grouping_by_resolved_panel(self) -> None:
         """`panel_id` wins; without it the lowest-id panel of the type is used."""
         plan = plan_sync(work(item(1, 2), item(2, None), item(3, 3)), PanelDirectory(PANELS))
-        assert {job.panel.id: [t.item.config.id for t in job.targets] for job in plan.jobs} == {
+        assert {job.panel.id: [t.config_id for t in job.targets] for job in plan.jobs} == {
             2: [1, 2],
             3: [3],
         }
@@ -97,7 +97,7 @@ class TestPlan:
             PanelDirectory(PANELS),
             frozenset({2}),
         )
-        assert [[t.item.config.id for t in job.targets] for job in plan.jobs] == [[1, 3]]
+        assert [[t.config_id for t in job.targets] for job in plan.jobs] == [[1, 3]]
         assert plan.configs == 2
 
     @given(
@@ -112,8 +112,61 @@ class TestPlan:
         """Each active config lands in exactly one job or the unread list; no other does."""
         items = [item(i, pid, status=status) for i, (pid, status) in enumerate(rows, 1)]
         plan = plan_sync(work(*items), PanelDirectory(PANELS))
-        planned = [t.item.config.id for job in plan.jobs for t in job.targets]
+        planned = [t.config_id for job in plan.jobs for t in job.targets]
         planned += [u.config.id for u in plan.unread]
         active = [i for i, (_, status) in enumerate(rows, 1) if status == "active"]
         assert sorted(planned) == active
         assert plan.configs == len(active)
+
+
+BYTES = st.integers(0, 2**63 - 1)
+
+
+class TestTargetGroup:
+    """A group keeps its configs as columns and gives each one's ledger back as read."""
+
+    @given(
+        st.lists(
+            st.tuples(
+                st.integers(-(2**63), 2**63 - 1),
+                BYTES,
+                st.none() | BYTES,
+                st.none() | BYTES,
+                st.none() | st.text(max_size=16) | st.integers(-(2**63), 2**63 - 1),
+                st.booleans(),
+            ),
+            max_size=20,
+        )
+    )
+    def test_each_row_comes_back_as_read(
+        self, ledgers: list[tuple[int, int, int | None, int | None, object, bool]]
+    ) -> None:
+        """`row(i)` holds the id, reseller, ledger, version and staleness the store read."""
+        items = []
+        for i, (usage, settled, counter, lifetime, version, stale) in enumerate(ledgers, 1):
+            config = attrs.evolve(item(i, 2).config, reseller_id=100 + i, usage_bytes=usage)
+            state = LedgerState(usage, settled, counter, lifetime)
+            snapshot = LedgerSnapshot(i, state, version, stale=stale)
+            items.append(SyncItem.of(config, snapshot))
+        plan = plan_sync(work(*items), PanelDirectory(PANELS))
+        rows = [
+            group.row(i) for job in plan.jobs for group in job.groups for i in range(len(group))
+        ]
+        assert [(r.config_id, r.reseller_id, r.state, r.version, r.stale) for r in rows] == [
+            (i.id, i.reseller_id, i.state, i.version, i.stale) for i in items
+        ]
+
+    def test_a_usage_beyond_64_bits_is_a_bad_row_not_a_crash(self) -> None:
+        """A row whose usage no column of numbers holds is failed alone; the others are read."""
+        huge = attrs.evolve(item(2, 2).config, usage_bytes=2**64)
+        items = [
+            item(1, 2),
+            SyncItem.of(huge, LedgerSnapshot(2, LedgerState(2**64), None)),
+            item(3, 2),
+        ]
+        plan = plan_sync(work(*items), PanelDirectory(PANELS))
+        assert [t.config_id for job in plan.jobs for t in job.targets] == [1, 3]
+        (unread,) = plan.unread
+        assert (unread.config.id, unread.why) == (2, Unread.BAD_ROW)
+        assert unread.config.problem == "usage_bytes is out of the 64-bit range"
+        assert len(plan.jobs[0].groups[0].usernames) == 2
