@@ -15,7 +15,7 @@ MAX_BYTES = 2**63 - 1
 _MESSAGE_PREVIEW = 200
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)
 class CounterReading:
     """A usage counter read from a panel.
 

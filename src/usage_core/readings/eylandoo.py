@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 
 from usage_core.readings.base import (
@@ -31,7 +32,8 @@ def _total_or_sum(node: Mapping[str, object], prefix: str) -> CounterReading | N
         pair = _upload_download(node, prefix)
         if pair is not None and pair.bytes > 0:
             return pair
-    return CounterReading(total, f"{prefix}total_traffic_bytes")
+    # One path string for every reading: a listing holds a reading per user.
+    return CounterReading(total, sys.intern(f"{prefix}total_traffic_bytes"))
 
 
 def _pair(node: Mapping[str, object]) -> tuple[int, int] | None:
@@ -50,7 +52,7 @@ def _upload_download(node: Mapping[str, object], prefix: str) -> CounterReading 
     upload, download = pair
     return CounterReading(
         upload + download,
-        f"{prefix}upload_bytes + download_bytes",
+        sys.intern(f"{prefix}upload_bytes + download_bytes"),
         upload_bytes=upload,
         download_bytes=download,
     )

@@ -29,6 +29,8 @@ def parse_marzban_user(reply: object) -> UsageResult:
     if used is None:
         return HardFailure(f"used_traffic is not a byte count: {preview(root['used_traffic'])}")
     lifetime = byte_count(root.get("lifetime_used_traffic"))
+    if lifetime == used:
+        lifetime = used  # one number object for the two, as a listing holds many
     return CounterReading(used, "used_traffic", lifetime_bytes=lifetime)
 
 
