@@ -3,7 +3,8 @@
 `sync_bench.py` measures whole runs beside their floor; this says where the rest of a run
 goes: the configs' select, building the work items, planning, reading listed users,
 applying growth through the ledger, a panel's readings applied and every row written as a
-first sync does, and the per-config log lines. Run from the project root:
+first sync does, and the per-config log lines; then what the plan of every config holds in
+memory while the panels are asked (traced allocations). Run from the project root:
 `python bench/parts_bench.py --configs 100000`. See docs/performance.md.
 """
 
@@ -16,6 +17,7 @@ import logging
 import shutil
 import tempfile
 import time
+import tracemalloc
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -60,9 +62,39 @@ def fill_configs(engine: sa.Engine, n: int, *, synced: bool = True) -> None:
         }
         for i in range(1, n + 1)
     ]
-    tables.metadata.create_all(engine, tables=[tables.reseller_configs])
+    tables.metadata.create_all(engine, tables=[tables.resellers, tables.reseller_configs])
     with engine.begin() as conn:
+        conn.execute(
+            tables.resellers.insert(),
+            [
+                {
+                    "id": 1,
+                    "user_id": None,
+                    "type": "traffic",
+                    "status": "active",
+                    "traffic_total_bytes": 10**15,
+                    "traffic_used_bytes": 0,
+                }
+            ],
+        )
         conn.execute(tables.reseller_configs.insert(), rows)
+
+
+def plan_memory(engine: sa.Engine, panels: PanelDirectory) -> tuple[int, int, int]:
+    """Configs planned, bytes the plan holds, and the peak while planning, as a sync plans.
+
+    The rows stream from the store into the plan, as in a sync, so that what is
+    traced is what a run holds while its panels answer: the plan's columns and names.
+    """
+    gc.collect()
+    tracemalloc.start()
+    try:
+        items = configs.SqlConfigRepository(engine).synced_items()
+        plan = plan_sync(SyncWork([ResellerUsage(1, 0)], items), panels)
+        held, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return plan.configs, held, peak
 
 
 def _timed(name: str, work: Callable[[], Any]) -> Any:
@@ -143,6 +175,11 @@ def main() -> None:
         _timed(
             f"{n - eylandoo} per-config lines at DEBUG (off)",
             lambda: log_lines(logging.DEBUG, n - eylandoo),
+        )
+        planned, held, peak = plan_memory(engine, panels)
+        print(
+            f"  the plan of {planned} synced configs holds {held / 1e6:.1f} MB "
+            f"({held / max(planned, 1):.0f} B a config; {peak / 1e6:.1f} MB at its peak)"
         )
 
     finally:

@@ -81,11 +81,12 @@ def test_a_corrupted_row_fails_the_run(tmp_path: Path, corruption: str, named: s
 
 
 def test_the_parts_benchmark_times_every_part(tmp_path: Path) -> None:
-    """`bench/parts_bench.py` runs small and times each part, the writes of every row included."""
+    """`bench/parts_bench.py` runs small, times each part and weighs the plan of every config."""
     done = run_script(tmp_path, "parts_bench.py", "--configs", "500")
     assert done.returncode == 0, done.stderr
     assert "every row written (SyncAllUsage._apply)" in done.stdout
     assert "per-config lines at INFO" in done.stdout
+    assert "the plan of 500 synced configs holds" in done.stdout
 
 
 def test_the_listing_decode_benchmark_decodes_every_way(tmp_path: Path) -> None:
