@@ -20,8 +20,10 @@ from tests.fakes import (
     ScriptedPanelClients,
     ScriptedSession,
 )
+from usage_core import sync_all
 from usage_core.ledger import LedgerState, advance
-from usage_core.model import ConfigFilter, Panel, ResellerConfig, Secret, SyncItem
+from usage_core.model import Panel, ResellerConfig, Secret
+from usage_core.plan import SyncPlan, plan_sync
 from usage_core.ports import PanelSession
 from usage_core.readings import NO_USAGE_FIELDS, CounterReading, HardFailure, UsageResult
 from usage_core.sync_all import SyncAllUsage
@@ -245,43 +247,67 @@ class TestSyncAll:
         use_case(progress=lambda s: seen.append((s.done, s.configs, s.counts["marzban"]["failed"])))
         assert seen[-1] == (4, 4, 3)
 
-    def test_a_panels_rows_and_readings_are_let_go_once_it_is_applied(self) -> None:
-        """While a slow panel is still read, the configs of a panel already applied are freed."""
+    def test_a_panels_rows_and_readings_are_let_go_once_it_is_applied(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """While a slow panel is still read, the configs and readings of one applied are freed."""
         configs = [cfg(i, 1, 1 + i % 2, f"u{i}") for i in range(1, 9)]
-        use_case, store, _, _ = run(configs, {}, [1])
-        items: dict[int, list[weakref.ref[SyncItem]]] = {1: [], 2: []}
-        synced_items = store.synced_items
+        use_case, _, _, _ = run(configs, {}, [1])
+        held: dict[int, list[weakref.ref[object]]] = {1: [], 2: []}
 
-        def tracked(only: ConfigFilter | None = None) -> list[SyncItem]:
-            read = synced_items(only)
-            for item in read:
-                items[item.panel_id or 0].append(weakref.ref(item))
-            return read
+        def tracked_plan(*args: object, **kwargs: object) -> SyncPlan:
+            plan = plan_sync(*args, **kwargs)  # type: ignore[arg-type]
+            for job in plan.jobs:
+                held[job.panel.id] += [weakref.ref(group) for group in job.groups]
+            return plan
 
-        store.synced_items = tracked  # type: ignore[method-assign]
+        monkeypatch.setattr(sync_all, "plan_sync", tracked_plan)
         first_applied = threading.Event()
         freed: list[bool] = []
+
+        class Readings(dict[str, UsageResult]):
+            """A dict that a weak reference can follow."""
 
         class Slow(ScriptedSession):
             def fetch_many(self, usernames: Sequence[str]) -> dict[str, UsageResult]:
                 first_applied.wait(5)
                 deadline = time.monotonic() + 5
-                while any(ref() is not None for ref in items[1]) and time.monotonic() < deadline:
+                while any(ref() is not None for ref in held[1]) and time.monotonic() < deadline:
                     time.sleep(0.01)
-                freed.append(all(ref() is None for ref in items[1]))
+                freed.append(all(ref() is None for ref in held[1]))
                 return {name: reading(7) for name in usernames}
+
+        class Fast(ScriptedSession):
+            def fetch_many(self, usernames: Sequence[str]) -> dict[str, UsageResult]:
+                readings = Readings((name, reading(int(name[1:]))) for name in usernames)
+                held[1].append(weakref.ref(readings))
+                return readings
 
         class Clients(ScriptedPanelClients):
             def open(self, panel: Panel) -> PanelSession:
-                if panel.id == 2:
-                    return Slow({})
-                return ScriptedSession({f"u{i}": reading(i) for i in range(1, 9)})
+                return Slow({}) if panel.id == 2 else Fast({})
 
         use_case.clients = Clients({})
         summary = use_case(progress=lambda _: first_applied.set())
         assert freed == [True]
+        assert len(held[1]) == 2  # the panel's group of configs and its readings
         assert summary.total("updated") == 8
-        assert all(ref() is None for ref in items[2])
+        assert all(ref() is None for ref in held[2])
+
+    def test_the_rows_are_taken_once_as_they_stream(self) -> None:
+        """A store whose rows can be iterated only once gives the same run as one holding a list."""
+        configs = [cfg(i, 1, 1 + i % 2, f"u{i}", usage_bytes=i) for i in range(1, 9)]
+        configs += [cfg(9, 1, 1, "off", status="disabled", usage_bytes=100)]
+        results = {panel: {f"u{i}": reading(10 * i) for i in range(1, 9)} for panel in (1, 2)}
+        listed, _, listed_resellers, _ = run(configs, results, [1])
+        streamed, store, streamed_resellers, _ = run(configs, results, [1])
+        synced_items = store.synced_items
+        store.synced_items = lambda only=None: iter(synced_items(only))  # type: ignore[method-assign]
+        assert streamed().as_dict() == listed().as_dict()
+        assert streamed_resellers.used == listed_resellers.used
+        # Every row counted once, the disabled config's included.
+        assert streamed_resellers.used[1] == sum(c.ledger.total_bytes for c in store.rows.values())
+        assert streamed_resellers.used[1] > 100
 
     def test_row_changed_under_the_batch_is_retried(self) -> None:
         """The app's reset between the read and the batch write is kept, and growth added."""
