@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from fractions import Fraction
 
 from usage_core.ledger import LedgerState
@@ -44,11 +43,23 @@ def reseller_sums(items: Iterable[SyncItem], added: Mapping[int, int]) -> dict[i
     `added` is bytes by reseller id; a write that landed on a row changed since
     it was read adds the difference from the row as read.
     """
-    # Summed as plain numbers: a full sync does this for every config.
-    sums: dict[int, int] = defaultdict(int, added)
-    for item in items:
-        sums[item.reseller_id] += item.usage_bytes + item.settled_bytes
+    sums = dict(added)
+    for _ in summed_into(sums, items):
+        pass
     return sums
+
+
+def summed_into(sums: dict[int, int], items: Iterable[SyncItem]) -> Iterator[SyncItem]:
+    """`items` as they pass, each one's usage plus settled bytes added to `sums` by reseller.
+
+    A full sync sums every config as its rows stream into the plan, rather than
+    holding the rows to sum them apart.
+    """
+    for item in items:
+        # Plain numbers rather than `total_bytes`: this runs for every config.
+        reseller_id = item.reseller_id
+        sums[reseller_id] = sums.get(reseller_id, 0) + item.usage_bytes + item.settled_bytes
+        yield item
 
 
 def changed_totals(resellers: Iterable[ResellerUsage], sums: Mapping[int, int]) -> dict[int, int]:

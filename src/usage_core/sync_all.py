@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 
 import attrs
@@ -28,7 +28,7 @@ from usage_core.ledger import (
     kept_drop,
 )
 from usage_core.log import NOTICE, Line, ctx
-from usage_core.model import PanelType, ResellerUsage, SyncItem, SyncWork
+from usage_core.model import PanelType, ResellerUsage, SyncWork
 from usage_core.plan import (
     NO_BYTES,
     PanelJob,
@@ -47,7 +47,7 @@ from usage_core.ports import (
     PanelRepository,
     ResellerRepository,
 )
-from usage_core.quota import changed_totals, reseller_sums
+from usage_core.quota import changed_totals, reseller_sums, summed_into
 from usage_core.readings import CounterReading, HardFailure, UsageResult
 from usage_core.recording import (
     log_fetch_result,
@@ -154,7 +154,7 @@ class SyncAllUsage:
             logger.info("Syncing usage for reseller %s", reseller.id)
         # Usage plus settled bytes as read, to which each write adds what it moved.
         sums: dict[int, int] = {}
-        items = _summed(self.configs.synced_items(only), sums)
+        items = summed_into(sums, self.configs.synced_items(only))
         plan = plan_sync(SyncWork(resellers, items), directory, panel_ids)
         summary.configs = plan.configs
         summary.eylandoo_configs_processed = plan.eylandoo_configs
@@ -487,15 +487,6 @@ def _moved(read: ReadRow, type_name: str, reading: CounterReading) -> _Write | N
 def _bytes_added(read: ReadRow, after: NewLedger) -> int:
     """What writing `after` adds to the config's total as read (usage plus settled)."""
     return after.usage_bytes + after.settled_bytes - read.usage_bytes - read.settled_bytes
-
-
-def _summed(items: Iterable[SyncItem], sums: dict[int, int]) -> Iterator[SyncItem]:
-    """`items`, adding each one's usage plus settled bytes to `sums` as it passes."""
-    for item in items:
-        sums[item.reseller_id] = (
-            sums.get(item.reseller_id, 0) + item.usage_bytes + item.settled_bytes
-        )
-        yield item
 
 
 @attrs.define(eq=False)
